@@ -1,0 +1,126 @@
+"""The adapter interface and the merged update every adapter yields.
+
+An adapter prepares a trainable model from the base, and after training hands back a model whose weights
+are the *merged* result. The update ΔW = W_merged − W_original is always taken against the original
+weights saved before the adapter touched the model: for PiSSA/MiLoRA, whose init rewrites the base into a
+residual, comparing with the residual would be wrong.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+from omegaconf import DictConfig
+
+REGISTRY: dict[str, type[Adapter]] = {}
+
+# Leaf names of the matrices the analyzer studies (attention and MLP projections of Llama-style models).
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def register(name: str) -> Callable[[type[Adapter]], type[Adapter]]:
+    def deco(cls: type[Adapter]) -> type[Adapter]:
+        REGISTRY[name] = cls
+        cls.name = name
+        return cls
+
+    return deco
+
+
+def analyzed_weights(state: dict[str, torch.Tensor], include_embeddings: bool = False) -> list[str]:
+    """Names of the 2-D weights whose update is stored and analyzed."""
+    names = []
+    for k, v in state.items():
+        if v.ndim != 2 or not k.endswith(".weight"):
+            continue
+        leaf = k.rsplit(".", 2)[-2]
+        if leaf in PROJECTIONS or (include_embeddings and ("embed" in k or "lm_head" in k)):
+            names.append(k)
+    return names
+
+
+class Adapter:
+    """Base class. Subclasses implement :meth:`prepare`; :meth:`merged` defaults to the model itself."""
+
+    name = "base"
+    #: True when the init rewrites the base weights (PiSSA, MiLoRA): the KL reference needs special care.
+    residual_base = False
+
+    def __init__(self, cfg: DictConfig, seed: int = 0):
+        self.cfg = cfg
+        self.seed = seed
+
+    def prepare(self, model: torch.nn.Module, kl_reference: bool = False) -> torch.nn.Module:
+        """Return the model to train. ``kl_reference``: RLVR with beta > 0 will need the original model."""
+        raise NotImplementedError
+
+    def merged(self, model: torch.nn.Module) -> torch.nn.Module:
+        """A plain model whose weights are the merged result of training (may share storage with ``model``)."""
+        return model
+
+    def learning_rate(self, objective: str) -> float:
+        lr = self.cfg.lr
+        if objective not in lr:
+            raise ValueError(f"adapter {self.name!r} has no default lr for objective {objective!r}; set objective.lr")
+        return float(lr[objective])
+
+
+def merged_delta(
+    original: dict[str, torch.Tensor], merged: torch.nn.Module, names: list[str]
+) -> dict[str, torch.Tensor]:
+    """ΔW = merged − original for ``names``, in fp32."""
+    state = merged.state_dict()
+    return {k: (state[k].detach().float() - original[k].float()).contiguous() for k in names}
+
+
+def clone_state(model: torch.nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
+    state = model.state_dict()
+    return {k: state[k].detach().clone() for k in names}
+
+
+class PeftAdapter(Adapter):
+    """Any peft method: subclasses build the ``PeftConfig``; merging goes through peft's own merge."""
+
+    def peft_config(self, model: torch.nn.Module):
+        raise NotImplementedError
+
+    def after_init(self, model: torch.nn.Module) -> None:
+        """Hook for inits peft lacks (MiLoRA)."""
+
+    def prepare(self, model: torch.nn.Module, kl_reference: bool = False) -> torch.nn.Module:
+        from peft import get_peft_model
+
+        # Seeds are set before the adapter is built (TRL seeds only after), so inits are reproducible.
+        torch.manual_seed(self.seed)
+        pm = get_peft_model(model, self.peft_config(model))
+        self.after_init(pm)
+        if kl_reference and self.residual_base:
+            add_reference_adapter(pm)
+        return pm
+
+    def merged(self, model: torch.nn.Module) -> torch.nn.Module:
+        return copy.deepcopy(model).merge_and_unload(adapter_names=["default"])
+
+
+def add_reference_adapter(pm) -> None:
+    """Freeze a copy of the initial adapter under the name ``ref``.
+
+    TRL's GRPOTrainer computes the KL reference with adapter ``ref`` active when one exists (else with all
+    adapters disabled, which for a residual base is the residual, not the original model). Residual plus the
+    initial adapter is exactly the original weight W0.
+    """
+    from peft import LoraConfig
+
+    cfg = copy.deepcopy(pm.peft_config["default"])
+    assert isinstance(cfg, LoraConfig), "reference adapters are implemented for LoRA-family residual inits"
+    cfg.init_lora_weights = True  # plain init: must not rewrite the base a second time
+    pm.add_adapter("ref", cfg)
+    with torch.no_grad():
+        params = dict(pm.named_parameters())
+        for name, p in params.items():
+            if ".ref." in name:
+                p.copy_(params[name.replace(".ref.", ".default.")])
+                p.requires_grad_(False)
+    pm.set_adapter("default")

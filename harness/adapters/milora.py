@@ -1,0 +1,40 @@
+"""MiLoRA: LoRA initialised on the r *smallest* singular triplets of W0, base := residual.
+
+peft has no such init (its ``mica`` init is a different method: frozen minor B, A = 0), so this module does
+the few lines it needs, mirroring peft's ``pissa_init`` with the other end of the spectrum.
+"""
+
+import torch
+
+from harness.adapters.base import PeftAdapter, register
+from harness.adapters.lora import lora_config
+
+
+def milora_init(layer, adapter: str = "default") -> None:
+    """Set A, B of one peft ``LoraLayer`` from the r smallest singular triplets, scaled by √σ."""
+    base = layer.get_base_layer()
+    w = base.weight.data.float()
+    r, scale = layer.r[adapter], layer.scaling[adapter]
+    u, s, vh = torch.linalg.svd(w, full_matrices=False)
+    ur, sr, vhr = u[:, -r:], s[-r:] / scale, vh[-r:]
+    lora_a = torch.diag(sr.sqrt()) @ vhr
+    lora_b = ur @ torch.diag(sr.sqrt())
+    layer.lora_A[adapter].weight.data = lora_a.to(base.weight.dtype)
+    layer.lora_B[adapter].weight.data = lora_b.to(base.weight.dtype)
+    base.weight.data = (w - scale * lora_b @ lora_a).to(base.weight.dtype)
+
+
+@register("milora")
+class MiLoRA(PeftAdapter):
+    residual_base = True
+
+    def peft_config(self, model):
+        return lora_config(self.cfg, True)
+
+    def after_init(self, model) -> None:
+        from peft.tuners.lora import LoraLayer
+
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, LoraLayer) and "default" in module.lora_A:
+                    milora_init(module)

@@ -1,0 +1,73 @@
+"""Sparse fine-tuning: a fixed mask of exact density over the target matrices; only masked entries move.
+
+Criteria (``adapter.criterion``):
+- ``random``: uniform over entries;
+- ``low_magnitude``: the smallest |W0| entries;
+- ``principal``: the largest entries of |W0_k| (W0_k = rank-k reconstruction of W0), for contrast;
+- ``non_principal``: uniform over the complement of the principal mask (top-α of |W0_k|, as in
+  *The Path Not Taken*).
+
+peft's SHiRA accepts custom masks but fixes their size to r·(m+n) entries, so it cannot express an
+arbitrary density; here the mask is applied to the gradient of the full weight instead (AdamW with zero
+weight decay then leaves every unmasked entry bit-identical).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness.adapters.base import PROJECTIONS, Adapter, register
+
+CRITERIA = ("random", "low_magnitude", "principal", "non_principal")
+
+
+def _top(scores: torch.Tensor, k: int) -> torch.Tensor:
+    mask = torch.zeros(scores.numel(), dtype=torch.bool)
+    mask[torch.topk(scores.flatten(), k).indices] = True
+    return mask.view_as(scores)
+
+
+def principal_scores(w: torch.Tensor, rank: int) -> torch.Tensor:
+    """|rank-k reconstruction of W| entrywise."""
+    u, s, vh = torch.linalg.svd(w.float(), full_matrices=False)
+    return ((u[:, :rank] * s[:rank]) @ vh[:rank]).abs()
+
+
+def build_mask(w: torch.Tensor, density: float, criterion: str, gen: torch.Generator,
+               rank: int = 16, alpha: float = 0.2) -> torch.Tensor:
+    """A boolean mask with exactly round(density·numel) True entries."""
+    k = round(density * w.numel())
+    if criterion == "random":
+        return _top(torch.rand(w.shape, generator=gen), k)
+    if criterion == "low_magnitude":
+        return _top(-w.float().abs(), k)
+    if criterion == "principal":
+        return _top(principal_scores(w, rank), k)
+    if criterion == "non_principal":
+        princ = _top(principal_scores(w, rank), round(alpha * w.numel()))
+        if k > (~princ).sum():
+            raise ValueError(f"density {density} exceeds the non-principal share 1-alpha={1 - alpha}")
+        scores = torch.rand(w.shape, generator=gen).masked_fill(princ, -1.0)
+        return _top(scores, k)
+    raise ValueError(f"unknown sparse criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
+
+
+@register("sparse")
+class Sparse(Adapter):
+    def prepare(self, model: torch.nn.Module, kl_reference: bool = False) -> torch.nn.Module:
+        cfg = self.cfg
+        gen = torch.Generator().manual_seed(self.seed)
+        targets = set(cfg.get("target_modules") or PROJECTIONS)
+        self.masks: dict[str, torch.Tensor] = {}
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for name, module in model.named_modules():
+            if name.rsplit(".", 1)[-1] not in targets or not isinstance(module, torch.nn.Linear):
+                continue
+            w = module.weight
+            mask = build_mask(w.data, cfg.density, cfg.criterion, gen, cfg.principal_rank, cfg.alpha)
+            self.masks[f"{name}.weight"] = mask
+            w.requires_grad_(True)
+            m = mask.to(w.device, w.dtype)
+            w.register_hook(lambda g, m=m: g * m)
+        return model

@@ -1,0 +1,34 @@
+"""Checks of command-line choices before Hydra composes, so a bad name gives one clear line and exit 2."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from pathlib import Path
+
+GROUPS = ("model", "task", "adapter", "objective", "eval", "logger", "sweeps")
+OVERRIDE = re.compile(r"^[+~]?(?P<group>[a-z_]+)=(?P<value>[^()]*)$")
+
+
+def choices(conf_dir: str | Path, group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(conf_dir) / group).glob("*.yaml"))
+
+
+def bad_choice(group: str, value: str, valid: list[str]) -> str:
+    hint = difflib.get_close_matches(value, valid, n=1)
+    near = f" (did you mean {hint[0]!r}?)" if hint else ""
+    return f"error: unknown {group} {value!r}{near}; valid: {', '.join(valid)}"
+
+
+def validate_argv(argv: list[str], conf_dir: str | Path) -> None:
+    """Exit 2 with one line naming the bad value and the valid choices, for any unknown group option."""
+    for arg in argv:
+        m = OVERRIDE.match(arg)
+        if not m or m["group"] not in GROUPS:
+            continue
+        valid = choices(conf_dir, m["group"])
+        for value in m["value"].split(","):
+            if value and value != "null" and value not in valid:
+                print(bad_choice(m["group"], value, valid), file=sys.stderr)
+                raise SystemExit(2)

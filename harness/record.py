@@ -1,0 +1,84 @@
+"""``run.json``: status (running/done/failed + reason), timings per stage, versions, seed, git sha."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+PACKAGES = ("torch", "transformers", "peft", "trl", "lm_eval", "hydra-core", "wandb", "reasoning_gym")
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for p in PACKAGES:
+        try:
+            out[p] = version(p)
+        except PackageNotFoundError:
+            out[p] = "missing"
+    return out
+
+
+def git_sha() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def read_run(job_dir: Path) -> dict | None:
+    """The run.json of ``job_dir``, or None when missing or unreadable."""
+    try:
+        return json.loads((job_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class RunRecord:
+    def __init__(self, job_dir: Path):
+        self.path = job_dir / "run.json"
+        self.data: dict = read_run(job_dir) or {}
+        self.t0 = time.time()
+
+    def status(self) -> str | None:
+        return self.data.get("status")
+
+    def start(self, cfg: DictConfig) -> None:
+        self.data = {
+            "status": "running", "reason": None, "seed": cfg.seed, "name": cfg.get("name"),
+            "adapter": cfg.adapter.name, "objective": cfg.objective.name, "task": cfg.task.name,
+            "model": cfg.model.name, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "timings": {},
+            "versions": versions(), "git_sha": git_sha(), "pid": os.getpid(),
+        }
+        self.save()
+
+    def update(self, **kw) -> None:
+        self.data.update(kw)
+        self.save()
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t = time.time()
+        try:
+            yield
+        finally:
+            self.data["timings"][name] = round(time.time() - t, 2)
+            self.save()
+
+    def finish(self, status: str, reason: str | None = None) -> None:
+        self.data.update(status=status, reason=reason, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        self.data["timings"]["total"] = round(time.time() - self.t0, 2)
+        self.save()
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1))
+        tmp.replace(self.path)  # atomic: a killed job never leaves half a run.json

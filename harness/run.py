@@ -1,0 +1,129 @@
+"""Hydra entry point: one training run, or a sweep with ``-m``.
+
+    python -m harness.run adapter=lora objective=rlvr
+    python -m harness.run -m sweeps=demo
+
+Each job writes its artifacts into its Hydra job directory (see README, "Run artifacts"): ``run.json``,
+``train_log.jsonl``, ``delta.safetensors`` and, when enabled, ``eval.json`` and ``prompts.csv``.
+A job whose ``run.json`` says ``done`` is skipped, so launching a killed sweep again resumes it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+# Offline by default: models and data come from packages or are generated (set these before HF imports).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from harness.cli import validate_argv  # noqa: E402
+from harness.record import RunRecord  # noqa: E402
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
+    """The body of one run: base -> adapter -> objective -> merged delta -> evaluation."""
+    import torch
+    from safetensors.torch import save_file
+
+    from harness import models
+    from harness.adapters import analyzed_weights, build_adapter, merged_delta
+    from harness.adapters.base import clone_state
+    from harness.objectives import train
+    from harness.objectives.common import free
+    from harness.tasks import build_task
+
+    with rec.stage("base"):
+        base = models.resolve_base(cfg.model)
+        rec.update(base_dir=str(base))
+    task = build_task(cfg.task)
+    device = models.device_for(cfg.model)
+    torch.manual_seed(cfg.seed)
+    model, tok = models.load_model(base, cfg.model.get("dtype", "float32"), device)
+    names = analyzed_weights(model.state_dict(), cfg.get("analyze_embeddings", False))
+    original = clone_state(model, names)
+
+    obj = cfg.objective
+    # Seeds are set before the adapter is built: TRL seeds only after get_peft_model.
+    adapter = build_adapter(cfg.adapter, seed=cfg.seed)
+    kl_ref = obj.name == "rlvr" and float(obj.get("beta", 0.0)) > 0
+    trained = adapter.prepare(model, kl_reference=kl_ref)
+    lr = float(obj.lr) if obj.get("lr") is not None else adapter.learning_rate(obj.name)
+    rec.update(lr=lr)
+    label = f"{cfg.adapter.name}/{obj.name}/seed{cfg.seed}"
+    with rec.stage("train"):
+        trainer = train(obj.name, model=trained, tokenizer=tok, task=task, cfg=obj, lr=lr, seed=cfg.seed,
+                        out_dir=job_dir, device=device, label=label)
+    rec.update(steps=trainer.state.global_step)
+
+    with rec.stage("delta"):
+        merged = adapter.merged(trained)
+        delta = merged_delta(original, merged, names)
+        store = models.torch_dtype(cfg.get("store_dtype", "float32"))
+        save_file({k: v.to(store).contiguous() for k, v in delta.items()}, str(job_dir / "delta.safetensors"),
+                  metadata={"base_dir": str(base), "adapter": cfg.adapter.name, "objective": obj.name})
+    merged.eval()
+    rec.update(delta_norm=float(sum(v.float().pow(2).sum() for v in delta.values()) ** 0.5))
+    after_training(cfg, job_dir, rec, merged, tok, task, base)
+    free(model, trained, merged, original, delta, trainer)
+
+
+def after_training(cfg: DictConfig, job_dir: Path, rec: RunRecord, merged, tok, task, base) -> None:
+    """Post-training measurements on the in-memory merged model (downstream accuracy, pass rates)."""
+    if cfg.get("eval") and cfg.eval.get("enabled", False):
+        from harness.evaluate import evaluate_run
+
+        with rec.stage("eval"):
+            evaluate_run(cfg, job_dir, merged, tok, task, base)
+    if cfg.get("passrate") and cfg.passrate.get("enabled", False):
+        from harness.unlearn.passrate import passrates_for_run
+
+        with rec.stage("passrate"):
+            passrates_for_run(cfg, job_dir, merged, tok, task, base)
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from harness.wandb_run import finish_wandb, start_wandb
+
+    job_dir = Path(HydraConfig.get().runtime.output_dir)
+    rec = RunRecord(job_dir)
+    if rec.status() == "done" and not cfg.get("force", False):
+        print(f"[harness] skip {job_dir.name}: already done", flush=True)
+        return
+    rec.start(cfg)
+    print(f"[harness] run {job_dir}", flush=True)
+    start_wandb(cfg, job_dir)
+    try:
+        train_run(cfg, job_dir, rec)
+        rec.finish("done")
+    except Exception as exc:  # a failed run is recorded and the sweep goes on
+        reason = f"{type(exc).__name__}: {exc}"
+        (job_dir / "error.txt").write_text(traceback.format_exc())
+        rec.finish("failed", reason)
+        print(f"[harness] FAILED {job_dir.name}: {reason}", file=sys.stderr, flush=True)
+    finally:
+        finish_wandb(rec)
+    print(f"[harness] {rec.data['status']} in {rec.data['timings'].get('total', 0):.1f}s: {job_dir}", flush=True)
+
+
+def cli() -> None:
+    validate_argv(sys.argv[1:], CONF_DIR)
+    OmegaConf.register_new_resolver("harness_now", lambda: time.strftime("%Y%m%d-%H%M%S"), replace=True)
+    main()
+
+
+if __name__ == "__main__":
+    cli()
