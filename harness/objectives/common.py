@@ -36,6 +36,7 @@ def trainer_args(cfg, out_dir: Path, lr: float, seed: int, device: str) -> dict[
         use_cpu=device == "cpu",
         dataloader_num_workers=0,
         disable_tqdm=False,
+        gradient_checkpointing=bool(cfg.get("gradient_checkpointing", False)),  # GPU users: true for big models
     )
 
 
@@ -67,9 +68,9 @@ class LogCallback(TrainerCallback):
             pass
         shown = " ".join(f"{k}={row[k]:.4g}" for k in self.KEYS if k in row)
         print(f"[{self.label}] step {state.global_step}/{state.max_steps} {shown}", flush=True)
-        loss = row.get("loss")
-        if loss is not None and not math.isfinite(loss):
-            raise NonFiniteLoss(f"non-finite loss {loss} at step {state.global_step}")
+        for key in ("loss", "grad_norm"):
+            if key in row and not math.isfinite(row[key]):
+                raise NonFiniteLoss(f"non-finite {key} {row[key]} at step {state.global_step}")
 
 
 def free(*objs: Any) -> None:

@@ -78,8 +78,10 @@ def _reasoning_gym(cfg: DictConfig) -> list[Example]:
         comp = OmegaConf.to_container(comp, resolve=True)
         group = comp.pop("group", f"c{i}")
         comp.pop("weight", None)
-        want = round(total * weights[i] / sum(weights))
-        # Oversample: small components (1-digit sums) have few distinct prompts and duplicates are dropped.
+        # Cumulative targets: rounding never loses a prompt, and a component with fewer distinct prompts
+        # than its share (1-digit sums) passes the rest on to the next.
+        want = round(total * sum(weights[: i + 1]) / sum(weights)) - len(out)
+        # Oversample: duplicates are dropped.
         ds = reasoning_gym.create_dataset(cfg.dataset, size=4 * want + 16, seed=cfg.seed + i, **common, **comp)
         got = 0
         for item in ds:

@@ -1,0 +1,1 @@
+"""Unlearnability: pass-rate estimation, rollout ledger, classification, gradient similarity."""

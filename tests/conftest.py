@@ -1,0 +1,48 @@
+"""Shared fixtures: an isolated cache and output root, and composing the real Hydra config in-process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = str(ROOT / "conf")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def harness_cache(tmp_path_factory) -> Path:
+    """One cache for the whole session (tiny checkpoints are built once), never the user's."""
+    path = Path(os.environ.get("HARNESS_TEST_CACHE") or tmp_path_factory.mktemp("cache"))
+    os.environ["HARNESS_CACHE"] = str(path)
+    return path
+
+
+def compose(*overrides: str):
+    """The resolved config `python -m harness.run <overrides>` would see (without Hydra's runtime keys)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
+
+
+def run_cli(*args: str, out: Path, timeout: int = 600, **env) -> subprocess.CompletedProcess:
+    """`python -m harness.run ARGS` in a subprocess with outputs under ``out``."""
+    e = {**os.environ, "HARNESS_OUT": str(out), **env}
+    return subprocess.run([sys.executable, "-m", "harness.run", *args], capture_output=True, text=True,
+                          timeout=timeout, env=e, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def tiny_base(harness_cache):
+    """Path of the tiny model's checkpoint."""
+    from harness.models import source_dir
+
+    return source_dir(compose("model=tiny").model)

@@ -1,0 +1,139 @@
+"""Every adapter: identity at init, trains under both objectives, and the adapter-specific invariants."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.adapters import analyzed_weights, available, build_adapter, merged_delta
+from harness.adapters.base import clone_state
+from harness.adapters.milora import milora_init
+from harness.adapters.sparse import build_mask, principal_scores
+from harness.models import load_model
+from tests.conftest import compose
+
+ADAPTERS = ["full", "lora", "pissa", "milora", "sparse"]
+
+
+def test_registry_lists_builtin_adapters():
+    assert set(ADAPTERS) <= set(available())
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_identity_at_init(name, tiny_base):
+    cfg = compose("model=tiny", f"adapter={name}")
+    model, tok = load_model(tiny_base)
+    names = analyzed_weights(model.state_dict())
+    original = clone_state(model, names)
+    ids = tok(["Calculate 1 + 2.\nAnswer:"], return_tensors="pt")
+    before = model(**ids).logits.detach().clone()
+    adapter = build_adapter(cfg.adapter, seed=0)
+    prepared = adapter.prepare(model, kl_reference=True)
+    after = prepared(**ids).logits.detach()
+    torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
+    delta = merged_delta(original, adapter.merged(prepared), names)
+    assert max(d.abs().max().item() for d in delta.values()) < 1e-5
+
+
+@pytest.mark.parametrize("objective", ["sft", "rlvr"])
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_trains_two_steps(name, objective, tmp_path):
+    from harness.record import RunRecord, read_run
+    from harness.run import train_run
+
+    cfg = compose("model=tiny", f"adapter={name}", f"objective={objective}", "objective.steps=2", "logger=none",
+                  # a high lr so that even RLVR's rare non-zero advantages move the weights
+                  "objective.lr=0.01")
+    rec = RunRecord(tmp_path)
+    rec.start(cfg)
+    train_run(cfg, tmp_path, rec)
+    rec.finish("done")
+    from safetensors.torch import load_file
+
+    delta = load_file(str(tmp_path / "delta.safetensors"))
+    assert len(delta) == 2 * 7  # 2 layers x 7 projections
+    logged = [line for line in (tmp_path / "train_log.jsonl").read_text().splitlines() if line]
+    assert len(logged) == 2
+    assert read_run(tmp_path)["steps"] == 2
+    if objective == "sft":  # SFT always has a gradient; RLVR on a random model may see only zero rewards
+        assert sum(d.abs().sum().item() for d in delta.values()) > 0
+
+
+def test_milora_spans_smallest_singular_directions():
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(12, 10, bias=False))
+    w0 = net[0].weight.detach().clone()
+    pm = get_peft_model(net, LoraConfig(r=3, lora_alpha=6, target_modules=["0"]))
+    layer = pm.base_model.model[0]
+    milora_init(layer)
+    u, s, vh = torch.linalg.svd(w0, full_matrices=False)
+    b, a = layer.lora_B["default"].weight, layer.lora_A["default"].weight
+    # column space of B = span of the 3 smallest left singular vectors; row space of A likewise (right)
+    proj_u = u[:, -3:] @ u[:, -3:].T
+    torch.testing.assert_close(proj_u @ b, b, atol=1e-5, rtol=1e-5)
+    proj_v = vh[-3:].T @ vh[-3:]
+    torch.testing.assert_close(a @ proj_v, a, atol=1e-5, rtol=1e-5)
+    # scaled B A is exactly the minor rank-3 part, and residual + adapter = W0
+    minor = (u[:, -3:] * s[-3:]) @ vh[-3:, :]
+    torch.testing.assert_close(layer.scaling["default"] * b @ a, minor, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(layer.base_layer.weight + layer.scaling["default"] * b @ a, w0, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("criterion", ["random", "low_magnitude", "principal", "non_principal"])
+def test_sparse_mask_density_and_criterion(criterion):
+    torch.manual_seed(0)
+    w = torch.randn(40, 30)
+    gen = torch.Generator().manual_seed(0)
+    mask = build_mask(w, 0.1, criterion, gen, rank=4, alpha=0.2)
+    assert mask.sum().item() == round(0.1 * w.numel())  # exact density
+    scores = principal_scores(w, 4)
+    if criterion == "low_magnitude":
+        assert w.abs()[mask].max() <= w.abs()[~mask].min()
+    if criterion == "principal":
+        assert scores[mask].min() >= scores[~mask].max()
+    if criterion == "non_principal":
+        princ_cut = torch.topk(scores.flatten(), round(0.2 * w.numel())).values.min()
+        assert (scores[mask] < princ_cut).all()
+
+
+def test_sparse_update_stays_on_mask(tmp_path, tiny_base):
+    cfg = compose("model=tiny", "adapter=sparse", "adapter.density=0.1", "objective=sft", "objective.steps=2",
+                  "logger=none", "objective.lr=0.01")
+    from harness.objectives import train
+
+    model, tok = load_model(tiny_base)
+    names = analyzed_weights(model.state_dict())
+    original = clone_state(model, names)
+    adapter = build_adapter(cfg.adapter, seed=0)
+    prepared = adapter.prepare(model)
+    from harness.tasks import build_task
+
+    train("sft", model=prepared, tokenizer=tok, task=build_task(cfg.task), cfg=cfg.objective, lr=0.01, seed=0,
+          out_dir=tmp_path)
+    delta = merged_delta(original, adapter.merged(prepared), names)
+    for k, d in delta.items():
+        mask = adapter.masks[k]
+        assert (d[~mask] == 0).all(), k
+        assert (d[mask] != 0).any(), k
+
+
+def test_kl_reference_adapter_is_the_original_model(tiny_base):
+    """For residual-base adapters TRL's reference (adapter 'ref' active) must equal the original W0."""
+    from trl.trainer.utils import use_adapter
+
+    cfg = compose("model=tiny", "adapter=milora")
+    model, tok = load_model(tiny_base)
+    ids = tok(["Calculate 1 + 2.\nAnswer:"], return_tensors="pt")
+    before = model(**ids).logits.detach().clone()
+    pm = build_adapter(cfg.adapter).prepare(model, kl_reference=True)
+    with torch.no_grad():  # move the trainable adapter: the reference must not follow
+        for n, p in pm.named_parameters():
+            if p.requires_grad:
+                p.add_(0.1)
+    assert not any(p.requires_grad for n, p in pm.named_parameters() if ".ref." in n)
+    with use_adapter(pm, adapter_name="ref"):
+        ref = pm(**ids).logits.detach()
+    torch.testing.assert_close(ref, before, atol=1e-4, rtol=1e-4)
+    assert (pm(**ids).logits - before).abs().max() > 1e-3

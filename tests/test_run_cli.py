@@ -1,0 +1,57 @@
+"""The Hydra entry point as a user runs it: multirun, resume-by-skipping, bad input, failed runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+TINY = ["model=tiny", "logger=none", "name=t"]
+
+
+def runs(out):
+    return {p.parent.name: json.loads(p.read_text()) for p in (out / "t").glob("*/run.json")}
+
+
+def test_multirun_completes_then_skips(tmp_path):
+    r = run_cli("-m", *TINY, "objective.steps=2", "adapter=full,lora", out=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    done = runs(tmp_path)
+    # readable multirun subdirectories: the overrides that differ, logger/name excluded
+    assert sorted(done) == ["adapter=full,model=tiny,objective.steps=2", "adapter=lora,model=tiny,objective.steps=2"]
+    for d in done.values():
+        assert d["status"] == "done"
+        assert d["timings"]["train"] > 0
+    assert (tmp_path / "t" / "adapter=lora,model=tiny,objective.steps=2" / "delta.safetensors").exists()
+    assert "total wall time" in r.stdout
+    stamp = {k: v["finished"] for k, v in done.items()}
+    r2 = run_cli("-m", *TINY, "objective.steps=2", "adapter=full,lora", out=tmp_path)
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    assert r2.stdout.count("already done") == 2
+    assert {k: v["finished"] for k, v in runs(tmp_path).items()} == stamp
+
+
+@pytest.mark.parametrize("arg,group", [("adapter=nope", "adapter"), ("objective=ppo", "objective"),
+                                       ("task=gsm9k", "task"), ("model=gpt5", "model"),
+                                       ("adapter=lora,nope", "adapter")])
+def test_bad_names_exit_2(arg, group, tmp_path):
+    r = run_cli(arg, out=tmp_path)
+    assert r.returncode == 2
+    line = r.stderr.strip().splitlines()[-1]
+    assert f"unknown {group}" in line and "valid:" in line
+    if group == "adapter":
+        assert "lora" in line and "milora" in line
+    assert not any(tmp_path.rglob("run.json"))  # nothing ran, nothing marked done
+
+
+def test_nonfinite_loss_marks_failed_and_sweep_goes_on(tmp_path):
+    # An absurd learning rate for one job makes the loss non-finite within 3 steps; the other job runs on.
+    r = run_cli("-m", *TINY, "adapter=full", "objective.steps=3", "objective.lr=1e30,1e-4", out=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = runs(tmp_path)
+    bad = got["adapter=full,model=tiny,objective.lr=1e+30,objective.steps=3"]
+    good = got["adapter=full,model=tiny,objective.lr=0.0001,objective.steps=3"]
+    assert bad["status"] == "failed" and "non-finite" in bad["reason"]
+    assert good["status"] == "done"
