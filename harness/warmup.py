@@ -18,7 +18,10 @@ from harness.models import cache_lock, cache_root, is_checkpoint, load_model, sa
 
 def warmed_base(src: Path | str, model_cfg: DictConfig, warm: DictConfig) -> Path:
     """Return the cached warmed checkpoint, training it first if needed."""
-    key = settings_hash({"source": str(src), "warmup": OmegaConf.to_container(warm, resolve=True)})
+    # Cache-built sources are named by content (tiny-<hash>, smollm2-...): key on the name, so the key does not
+    # depend on where HARNESS_CACHE lives; a hub id or user dir is keyed on its full path.
+    ident = Path(str(src)).name if Path(str(src)).parent.parent == cache_root() else str(src)
+    key = settings_hash({"source": ident, "warmup": OmegaConf.to_container(warm, resolve=True)})
     out = cache_root() / "models" / f"{Path(str(src)).name}-warm-{key}"
     if is_checkpoint(out):
         return out

@@ -10,18 +10,22 @@ from harness.adapters.base import clone_state
 from harness.adapters.milora import milora_init
 from harness.adapters.sparse import build_mask, principal_scores
 from harness.models import load_model
-from tests.conftest import compose
+from tests.conftest import CONF, ROOT, compose, run_cli
 
-ADAPTERS = ["full", "lora", "pissa", "milora", "sparse"]
+# Every file in conf/adapter/ is tested; `peft` (config given by the user) gets a LoHa config here.
+ADAPTERS = sorted(p.stem for p in (ROOT / "conf" / "adapter").glob("*.yaml"))
+EXTRA = {"peft": ["+adapter.peft_config={_target_:peft.LoHaConfig,r:4,alpha:8,target_modules:all-linear}"]}
 
 
 def test_registry_lists_builtin_adapters():
-    assert set(ADAPTERS) <= set(available())
+    assert {"full", "lora", "pissa", "milora", "sparse", "peft"} <= set(available())
+    assert {"dora", "vera", "loha", "mica"} <= set(ADAPTERS)
+    assert CONF.endswith("conf")
 
 
 @pytest.mark.parametrize("name", ADAPTERS)
 def test_identity_at_init(name, tiny_base):
-    cfg = compose("model=tiny", f"adapter={name}")
+    cfg = compose("model=tiny", f"adapter={name}", *EXTRA.get(name, []))
     model, tok = load_model(tiny_base)
     names = analyzed_weights(model.state_dict())
     original = clone_state(model, names)
@@ -41,7 +45,8 @@ def test_trains_two_steps(name, objective, tmp_path):
     from harness.record import RunRecord, read_run
     from harness.run import train_run
 
-    cfg = compose("model=tiny", f"adapter={name}", f"objective={objective}", "objective.steps=2", "logger=none",
+    cfg = compose("model=tiny", f"adapter={name}", *EXTRA.get(name, []), f"objective={objective}",
+                  "objective.steps=2", "logger=none",
                   # a high lr so that even RLVR's rare non-zero advantages move the weights
                   "objective.lr=0.01")
     rec = RunRecord(tmp_path)
@@ -137,3 +142,15 @@ def test_kl_reference_adapter_is_the_original_model(tiny_base):
         ref = pm(**ids).logits.detach()
     torch.testing.assert_close(ref, before, atol=1e-4, rtol=1e-4)
     assert (pm(**ids).logits - before).abs().max() > 1e-3
+
+
+def test_any_peft_method_from_the_command_line(tmp_path):
+    r = run_cli("model=tiny", "logger=none", "objective.steps=1", "adapter=peft",
+                "+adapter.peft_config={_target_:peft.LoKrConfig,r:4,target_modules:all-linear}", out=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    from safetensors.torch import load_file
+
+    (run,) = tmp_path.rglob("run.json")
+    assert '"done"' in run.read_text()
+    delta = load_file(str(run.parent / "delta.safetensors"))
+    assert sum(d.abs().sum().item() for d in delta.values()) > 0
