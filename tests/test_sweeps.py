@@ -1,0 +1,54 @@
+"""Every study in sweeps/ composes (local and SLURM launchers) and runs one step on the tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import CONF, ROOT, run_cli
+
+SWEEPS = sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml"))
+
+
+def compose_hydra(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_expected_studies_exist():
+    assert {"demo", "geometry", "unlearnability", "lora_rank", "sparse_masks", "kl_gate", "precision_gate"} <= set(
+        SWEEPS)
+
+
+@pytest.mark.parametrize("launcher,target", [("slurm", "SlurmLauncher"), ("local", "LocalLauncher"),
+                                             ("submitit_local", "LocalLauncher")])
+@pytest.mark.parametrize("sweep", SWEEPS)
+def test_sweep_composes_with_launcher(sweep, launcher, target):
+    cfg = compose_hydra(f"sweeps={sweep}", f"hydra/launcher={launcher}")
+    assert cfg.name == sweep
+    assert cfg.hydra.launcher._target_.endswith(target)
+    params = cfg.hydra.sweeper.params
+    assert params, f"sweeps/{sweep}.yaml defines no hydra.sweeper.params"
+    if launcher == "slurm":
+        assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.partition
+
+
+@pytest.mark.parametrize("sweep", SWEEPS)
+def test_sweep_runs_one_step_on_tiny(sweep, tmp_path):
+    r = run_cli("-m", f"sweeps={sweep}", "model=tiny", "logger=none", "objective.steps=1", "passrate.k=2",
+                "eval.limit=4", out=tmp_path, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs = [json.loads(p.read_text()) for p in (tmp_path / sweep).glob("*/run.json")]
+    assert runs and all(x["status"] == "done" for x in runs), [x.get("reason") for x in runs]
+
+
+def test_submitit_local_launcher_runs_two_jobs(tmp_path):
+    r = run_cli("-m", "model=tiny", "logger=none", "objective.steps=1", "adapter=full,lora", "name=sl",
+                "eval.enabled=false", "hydra/launcher=submitit_local", out=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs = [json.loads(p.read_text()) for p in (tmp_path / "sl").glob("*/run.json")]
+    assert len(runs) == 2 and all(x["status"] == "done" for x in runs)
+    assert {x["adapter"] for x in runs} == {"full", "lora"}
