@@ -79,7 +79,7 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
 
 
 def after_training(cfg: DictConfig, job_dir: Path, rec: RunRecord, merged, tok, task, base) -> None:
-    """Post-training measurements on the in-memory merged model (downstream accuracy, pass rates)."""
+    """Post-training measurements on the in-memory merged model (downstream accuracy, pass rates, eNTK)."""
     if cfg.get("eval") and cfg.eval.get("enabled", False):
         from harness.evaluate import evaluate_run
 
@@ -90,6 +90,11 @@ def after_training(cfg: DictConfig, job_dir: Path, rec: RunRecord, merged, tok, 
 
         with rec.stage("passrate"):
             passrates_for_run(cfg, job_dir, merged, tok, task, base)
+    if cfg.get("entk") and cfg.entk.get("enabled", False):
+        from harness.entk import entk_for_run
+
+        with rec.stage("entk"):
+            entk_for_run(cfg, job_dir, merged, tok, task, base)
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
