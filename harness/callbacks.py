@@ -1,4 +1,4 @@
-"""Hydra callbacks: a sweep summary (statuses and total wall time) when a multirun ends."""
+"""Hydra callbacks: when a multirun ends, a summary (statuses, total wall time) and the sweep report."""
 
 from __future__ import annotations
 
@@ -30,4 +30,20 @@ class SweepSummary(Callback):
             total = rec.get("timings", {}).get("total", 0) if rec else 0
             reason = f"  ({rec['reason']})" if rec and rec.get("reason") else ""
             print(f"  {status:8s} {total:7.1f}s  {job.name}{reason}", flush=True)
+        print(f"[harness] training wall time {time.time() - getattr(self, 't0', time.time()):.1f}s", flush=True)
+        if config.get("report", {}).get("on_sweep_end", True):
+            from harness.report import build_report
+
+            t = time.time()
+            try:
+                report = build_report(sweep_dir)
+                print(f"[harness] report written in {time.time() - t:.1f}s", flush=True)
+            except Exception as exc:  # the runs are safe on disk; `python -m harness.report` can retry
+                print(f"[harness] report failed ({type(exc).__name__}: {exc}); retry with "
+                      f"`python -m harness.report {sweep_dir}`", flush=True)
+                report = None
+        else:
+            report = None
         print(f"[harness] total wall time {time.time() - getattr(self, 't0', time.time()):.1f}s", flush=True)
+        if report is not None:
+            print(f"[harness] report: {report}", flush=True)

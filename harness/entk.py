@@ -132,6 +132,16 @@ def compare_grams(k0: torch.Tensor, k1: torch.Tensor, k: int = 8) -> dict[str, f
     }
 
 
+def plain_copy(model):
+    """A fresh model with ``model``'s weights. After a Trainer has driven a model, forward hooks registered on
+    its submodules were seen not to fire (transformers 5 / accelerate wrapping); a fresh copy has none of that."""
+    from transformers import AutoModelForCausalLM
+
+    fresh = AutoModelForCausalLM.from_config(model.config, dtype=model.dtype)
+    fresh.load_state_dict(model.state_dict())
+    return fresh.to(next(model.parameters()).device)
+
+
 def probe_examples(task, n: int):
     return task.test[:n]
 
@@ -153,7 +163,7 @@ def entk_for_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base) -> dic
             k0 = entk_gram(base_model, base_tok, examples, ec.batch_size)
             del base_model
             torch.save(k0, cache)
-    k1 = entk_gram(merged, tok, examples, ec.batch_size)
+    k1 = entk_gram(plain_copy(merged), tok, examples, ec.batch_size)
     out = compare_grams(k0, k1, ec.k)
     out["entk_n_probe"] = len(examples)
     out = {k: (v if not (isinstance(v, float) and math.isnan(v)) else None) for k, v in out.items()}

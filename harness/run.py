@@ -43,6 +43,10 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
     from harness.objectives.common import free
     from harness.tasks import build_task
 
+    if cfg.get("eval") and cfg.eval.get("enabled", False):
+        from harness.evaluate import check_named_tasks
+
+        check_named_tasks(cfg)  # a bad eval.tasks entry fails now, not after training
     with rec.stage("base"):
         base = models.resolve_base(cfg.model)
         rec.update(base_dir=str(base))
