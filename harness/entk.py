@@ -63,9 +63,9 @@ def entk_gram(model, tok, examples, batch_size: int = 16) -> torch.Tensor:
     captured: dict[int, list] = {}
 
     def fwd_hook(mod, inp, out):
-        x = inp[0].detach()
-        captured[id(mod)] = [x, None]
-        out.register_hook(lambda g, key=id(mod): captured[key].__setitem__(1, g.detach()))
+        key = id(mod)
+        captured[key] = [inp[0].detach(), None]
+        out.register_hook(lambda g: captured[key].__setitem__(1, g.detach()))
 
     handles = [m.register_forward_hook(fwd_hook) for m in layers]
     was_training = model.training

@@ -1,1 +1,19 @@
-"""Unlearnability: pass-rate estimation, rollout ledger, classification, gradient similarity."""
+"""Unlearnability: pass-rate estimation, rollout ledger, classification, gradient similarity.
+
+- :mod:`.passrate`: pass@1 sampler, start pass rates cached per base, the run hook writing ``prompts.csv``;
+- :mod:`.ledger`: the RLVR rollout ledger aggregated per prompt and per step;
+- :mod:`.classify`: easy / learnable / unlearnable / never-rewarded, per run and across seeds;
+- :mod:`.gradsim`: count-sketched per-prompt gradients, cosine similarity, bootstrap CI, Mann–Whitney;
+- :mod:`.report`: the sweep section (``unlearnability.csv``, markdown, plots).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def unlearnability_section(sweep_dir: Path, out_dir: Path | None = None) -> str | None:
+    """Markdown section of the sweep's unlearnability analysis (writes CSVs and plots); None without prompts.csv."""
+    from harness.unlearn.report import unlearnability_section as section
+
+    return section(sweep_dir, out_dir)
