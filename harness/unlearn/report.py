@@ -1,0 +1,402 @@
+"""Sweep-level unlearnability analysis: ``unlearnability.csv``, a markdown summary, and plots.
+
+Runs are grouped into *conditions*: adapter, objective and every other swept override except the seed (and
+settings that do not change training: logger, eval, passrate, names). An RLVR condition is paired with the SFT
+condition that differs from it only in the objective, seed for seed, for the SFT cross-check.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.unlearn.classify import (
+    EASY,
+    HARD_CLASSES,
+    LEARNABLE,
+    MIXED,
+    NEVER,
+    UNLEARNABLE,
+    across_seeds,
+    classify,
+    hard_fractions,
+    spread,
+)
+
+IGNORED_KEYS = {"seed", "sweeps", "name", "out_root", "force", "logger", "adapter", "objective"}
+IGNORED_PREFIXES = ("hydra", "passrate.", "eval.", "eval", "wandb", "logger.")
+COLORS = {EASY: "#9e9e9e", LEARNABLE: "#2e7d32", UNLEARNABLE: "#c62828", NEVER: "#1565c0", MIXED: "#ff8f00"}
+SIM_GROUPS = (EASY, LEARNABLE, UNLEARNABLE)
+
+
+# --- loading ---------------------------------------------------------------------------------------------
+
+
+def _overrides(job: Path) -> list[str]:
+    from omegaconf import OmegaConf
+
+    path = job / ".hydra" / "overrides.yaml"
+    return [str(o) for o in OmegaConf.load(path)] if path.exists() else []
+
+
+def _extra(overrides: list[str], drop_objective: bool) -> str:
+    keep = []
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if key in IGNORED_KEYS or key.startswith(IGNORED_PREFIXES):
+            continue
+        if drop_objective and key.startswith("objective."):
+            continue
+        keep.append(o.lstrip("+~"))
+    return ",".join(sorted(keep))
+
+
+def _tau(job: Path, default: float = 0.1) -> float:
+    from omegaconf import OmegaConf
+
+    path = job / ".hydra" / "config.yaml"
+    if not path.exists():
+        return default
+    cfg = OmegaConf.load(path)
+    return float(OmegaConf.select(cfg, "passrate.tau", default=default))
+
+
+def load_sweep(sweep_dir: Path) -> pd.DataFrame | None:
+    """Every done run's prompts.csv, one row per (run, prompt), with run columns; None without any."""
+    from harness.callbacks import sweep_runs
+    from harness.record import read_run
+
+    sweep_dir = Path(sweep_dir)
+    runs = sweep_runs(sweep_dir)
+    if not runs and (sweep_dir / "prompts.csv").exists():  # a single run dir
+        runs = [(sweep_dir, read_run(sweep_dir))]
+    frames = []
+    for job, rec in runs:
+        if not rec or rec.get("status") != "done" or not (job / "prompts.csv").exists():
+            continue
+        df = pd.read_csv(job / "prompts.csv", dtype={"prompt_id": str, "group": str})
+        ov = _overrides(job)
+        adapter, objective = rec.get("adapter", "?"), rec.get("objective", "?")
+        extra = _extra(ov, drop_objective=False)
+        pair_extra = _extra(ov, drop_objective=True)
+        df["run"] = job.name
+        df["adapter"], df["objective"], df["seed"] = adapter, objective, int(rec.get("seed", 0))
+        df["condition"] = f"{adapter}/{objective}" + (f" [{extra}]" if extra else "")
+        df["pair"] = adapter + (f" [{pair_extra}]" if pair_extra else "")
+        df["tau"] = _tau(job)
+        df["_job"] = str(job)
+        frames.append(df)
+    if not frames:
+        return None
+    df = pd.concat(frames, ignore_index=True)
+    df["group"] = df["group"].fillna("")
+    seen = df["correct_seen"].fillna(0) + df.get("gold_seen", 0)
+    df["class"] = [classify(a, b, c, t) for a, b, c, t in zip(df.pass_start, df.pass_end, seen, df.tau)]
+    return df
+
+
+# --- analysis --------------------------------------------------------------------------------------------
+
+
+def add_across_seeds(df: pd.DataFrame) -> pd.DataFrame:
+    """``class_all_seeds`` and ``n_seeds`` per (condition, prompt)."""
+    agg = df.groupby(["condition", "prompt_id"]).agg(
+        class_all_seeds=("class", lambda s: across_seeds(s)), n_seeds=("seed", "nunique")).reset_index()
+    return df.merge(agg, on=["condition", "prompt_id"], how="left")
+
+
+def add_gradient_similarity(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """``sim_to_rest`` per (run, prompt) from each RLVR run's grad_sketch.npz; the sketch settings."""
+    from harness.unlearn.gradsim import similarity_to_rest
+
+    df = df.copy()
+    df["sim_to_rest"] = np.nan
+    meta: dict = {}
+    for job in df.loc[df.objective == "rlvr", "_job"].unique():
+        path = Path(job) / "grad_sketch.npz"
+        if not path.exists():
+            continue
+        z = np.load(path)
+        if len(z["ids"]) < 2:
+            continue
+        meta = {"dim": int(z["dim"]), "params": str(z["params"]), "max_rollouts": int(z["n_rollouts"].max())}
+        sims = dict(zip([str(i) for i in z["ids"]], similarity_to_rest(z["sketch"])))
+        rows = (df._job == job) & (df.split == "train")
+        df.loc[rows, "sim_to_rest"] = df.loc[rows, "prompt_id"].map(sims)
+    return df, meta
+
+
+def add_sft_crosscheck(df: pd.DataFrame) -> pd.DataFrame:
+    """For RLVR rows: the SFT run of the same pair and seed: its pass@1 at end, and whether it learned."""
+    df = df.copy()
+    sft = df[df.objective == "sft"][["pair", "seed", "prompt_id", "split", "pass_end"]].rename(
+        columns={"pass_end": "sft_pass_end"})
+    df = df.merge(sft, on=["pair", "seed", "prompt_id", "split"], how="left")
+    df.loc[df.objective != "rlvr", "sft_pass_end"] = np.nan
+    df["sft_learned"] = np.where(df.sft_pass_end.notna(), (df.sft_pass_end > df.tau).astype(float), np.nan)
+    return df
+
+
+def _fmt(m: float, sd: float | None = None, lo: float | None = None, hi: float | None = None,
+         pct: bool = True) -> str:
+    if m is None or (isinstance(m, float) and math.isnan(m)):
+        return "–"
+    f = (lambda x: f"{100 * x:.0f}%") if pct else (lambda x: f"{x:.2f}")
+    out = f(m)
+    if sd is not None and not math.isnan(sd) and sd > 1e-9:
+        out += f" ± {f(sd)}"
+    if lo is not None and hi is not None and not math.isnan(lo) and hi - lo > 1e-9:
+        out += f" [{f(lo)}–{f(hi)}]"
+    return out
+
+
+def _p(p: float) -> str:
+    return "–" if p is None or math.isnan(p) else (f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}")
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per condition: hard count and hard-class fractions (per-seed mean/std/min/max), all-seeds fractions,
+    pass@1 start -> end on the training and held-out splits."""
+    rows = []
+    for cond, d in df.groupby("condition", sort=True):
+        train = d[d.split == "train"]
+        row = {"condition": cond, "objective": d.objective.iloc[0], "adapter": d.adapter.iloc[0],
+               "seeds": d.seed.nunique(), "prompts": train.prompt_id.nunique(), "tau": d.tau.iloc[0]}
+        per_seed = [hard_fractions(list(t["class"])) for _, t in train.groupby("seed")]
+        row["hard"] = spread([f["hard"] for f in per_seed])[0]
+        for c in HARD_CLASSES:
+            m, sd, lo, hi = spread([f[c] for f in per_seed])
+            row.update({f"{c}": m, f"{c}_std": sd, f"{c}_min": lo, f"{c}_max": hi})
+        first = train.drop_duplicates("prompt_id")
+        allf = hard_fractions(list(first.class_all_seeds))
+        for c in (*HARD_CLASSES, MIXED):
+            row[f"{c}_all_seeds"] = allf[c]
+        for split in ("train", "test"):
+            s = d[d.split == split]
+            if len(s):
+                row[f"{split}_pass_start"] = s.drop_duplicates("prompt_id").pass_start.mean()
+                m, sd, _, _ = spread(list(s.groupby("seed").pass_end.mean()))
+                row[f"{split}_pass_end"], row[f"{split}_pass_end_std"] = m, sd
+        test = d[d.split == "test"]
+        if len(test):
+            gen = [((t.pass_start <= t.tau) & (t.pass_end > t.tau)).sum() / max(1, (t.pass_start <= t.tau).sum())
+                   for _, t in test.groupby("seed")]
+            row["test_hard_learned"], row["test_hard_learned_std"] = spread(gen)[:2]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def similarity_table(df: pd.DataFrame, n_boot: int = 1000) -> pd.DataFrame:
+    """Per RLVR condition and group (easy / learnable / unlearnable, across seeds): prompts, mean similarity
+    to the rest with bootstrap CI, Mann–Whitney p-value against the unlearnable group (and learnable vs easy)."""
+    from harness.unlearn.gradsim import bootstrap_ci, mann_whitney
+
+    rows = []
+    rl = df[(df.objective == "rlvr") & (df.split == "train") & df.sim_to_rest.notna()]
+    for cond, d in rl.groupby("condition", sort=True):
+        per_prompt = d.groupby("prompt_id").agg(sim=("sim_to_rest", "mean"), cls=("class_all_seeds", "first"))
+        vals = {g: per_prompt.sim[per_prompt.cls == g].to_numpy() for g in SIM_GROUPS}
+        for g in SIM_GROUPS:
+            v = vals[g]
+            lo, hi = bootstrap_ci(v, n_boot)
+            ref = LEARNABLE if g == EASY else (EASY if g == LEARNABLE else None)
+            rows.append({"condition": cond, "group": g, "n": len(v),
+                         "mean_sim": float(np.mean(v)) if len(v) else np.nan, "ci_lo": lo, "ci_hi": hi,
+                         "p_vs_unlearnable": mann_whitney(v, vals[UNLEARNABLE]) if g != UNLEARNABLE else np.nan,
+                         "p_vs_other": mann_whitney(v, vals[ref]) if ref else np.nan})
+    return pd.DataFrame(rows)
+
+
+def crosscheck_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per RLVR condition and seed (and ``all`` = the all-seeds unlearnable set against every SFT seed):
+    RLVR-unlearnable prompts, how many of them the SFT run on the same data learned."""
+    rows = []
+    rl = df[(df.objective == "rlvr") & (df.split == "train")]
+    for cond, d in rl.groupby("condition", sort=True):
+        if d.sft_pass_end.isna().all():
+            continue
+        for seed, s in d.groupby("seed"):
+            u = s[(s["class"] == UNLEARNABLE) & s.sft_learned.notna()]
+            rows.append({"condition": cond, "seed": str(seed), "unlearnable": len(u),
+                         "learned_by_sft": float(u.sft_learned.sum()),
+                         "fraction": u.sft_learned.mean() if len(u) else np.nan})
+        u = d[(d.class_all_seeds == UNLEARNABLE) & d.sft_learned.notna()]
+        rows.append({"condition": cond, "seed": "all", "unlearnable": u.prompt_id.nunique(),
+                     "learned_by_sft": float(u.groupby("prompt_id").sft_learned.mean().sum()),
+                     "fraction": u.sft_learned.mean() if len(u) else np.nan})
+    return pd.DataFrame(rows)
+
+
+# --- plots -----------------------------------------------------------------------------------------------
+
+
+def _grid(n: int):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.3 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return plt, fig, list(axes.flat)
+
+
+def plot_scatter(df: pd.DataFrame, path: Path) -> Path | None:
+    train = df[df.split == "train"]
+    conds = sorted(train.condition.unique())
+    if not conds:
+        return None
+    plt, fig, axes = _grid(len(conds))
+    rng = np.random.default_rng(0)
+    for ax, cond in zip(axes, conds):
+        d = train[train.condition == cond]
+        for c, color in COLORS.items():
+            s = d[d["class"] == c]
+            if len(s):
+                jx, jy = rng.uniform(-0.012, 0.012, (2, len(s)))
+                ax.scatter(s.pass_start + jx, s.pass_end + jy, s=12, alpha=0.6, color=color,
+                           label=f"{c} ({len(s)})")
+        tau = d.tau.iloc[0]
+        ax.axvline(tau, color="k", lw=0.6, ls="--")
+        ax.axhline(tau, color="k", lw=0.6, ls="--")
+        ax.plot([0, 1], [0, 1], color="k", lw=0.4, alpha=0.4)
+        ax.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), xlabel="pass@1 start", ylabel="pass@1 end")
+        ax.set_title(f"{cond} ({d.seed.nunique()} seeds)", fontsize=8)
+        ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_similarity(df: pd.DataFrame, path: Path) -> Path | None:
+    rl = df[(df.objective == "rlvr") & (df.split == "train") & df.sim_to_rest.notna()]
+    conds = sorted(rl.condition.unique())
+    if not conds:
+        return None
+    plt, fig, axes = _grid(len(conds))
+    for ax, cond in zip(axes, conds):
+        per_prompt = rl[rl.condition == cond].groupby("prompt_id").agg(
+            sim=("sim_to_rest", "mean"), cls=("class_all_seeds", "first"))
+        bins = np.linspace(per_prompt.sim.min(), per_prompt.sim.max() + 1e-9, 16)
+        for g in SIM_GROUPS:
+            v = per_prompt.sim[per_prompt.cls == g]
+            if len(v):
+                ax.hist(v, bins=bins, alpha=0.5, color=COLORS[g], label=f"{g} ({len(v)})")
+        ax.set(xlabel="mean gradient cosine to the rest", ylabel="prompts")
+        ax.set_title(cond, fontsize=8)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# --- the section -----------------------------------------------------------------------------------------
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _markdown(summary: pd.DataFrame, sims: pd.DataFrame, cross: pd.DataFrame, meta: dict, plots: list[str],
+              n_boot: int) -> str:
+    tau = summary.tau.iloc[0]
+    lines = ["## Unlearnability", "",
+             f"Classes of the training prompts (τ = {tau:g}): *hard* = pass@1 at start ≤ τ; of the hard prompts, "
+             "*learnable* = pass@1 at end > τ, *unlearnable* = still ≤ τ although correct rollouts were seen "
+             "(SFT: the gold answer), *never-rewarded* = no correct rollout seen. Fractions are of the hard set: "
+             "mean ± std over seeds [min–max]; *all seeds* = the same class in every seed (unlearnable = "
+             "unlearnable in every seed; prompts whose class differs between seeds are *mixed*).", "",
+             "| condition | seeds | hard | learnable | unlearnable | never-rewarded | unlearnable (all seeds) "
+             "| mixed | train pass@1 start→end | held-out pass@1 start→end | held-out hard learned |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for _, r in summary.iterrows():
+        cells = [r.condition, str(int(r.seeds)), f"{r.hard:.0f}/{r.prompts:.0f}"]
+        for c in HARD_CLASSES:
+            cells.append(_fmt(r[c], r[f"{c}_std"], r[f"{c}_min"], r[f"{c}_max"]))
+        cells += [_fmt(r[f"{UNLEARNABLE}_all_seeds"]), _fmt(r[f"{MIXED}_all_seeds"])]
+        for split in ("train", "test"):
+            if f"{split}_pass_end" in r and not pd.isna(r.get(f"{split}_pass_end")):
+                cells.append(f"{r[f'{split}_pass_start']:.2f} → {_fmt(r[f'{split}_pass_end'], r[f'{split}_pass_end_std'], pct=False)}")
+            else:
+                cells.append("–")
+        cells.append(_fmt(r.get("test_hard_learned", np.nan), r.get("test_hard_learned_std", np.nan)))
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(sims):
+        lines += ["", f"Gradient similarity (RLVR conditions): per rewarded training prompt, the base-model gradient "
+                  f"of the mean token log-likelihood of up to {meta.get('max_rollouts', '?')} correct rollouts, "
+                  f"count-sketched to d = {meta.get('dim', '?')} ({meta.get('params', '?')}); a prompt's value is "
+                  "its mean cosine to every other sketched prompt (averaged over seeds); groups by the all-seeds "
+                  f"class; 95% bootstrap CI over prompts ({n_boot} resamples); two-sided Mann–Whitney p-values. "
+                  f"Sketch noise ≈ {1 / math.sqrt(max(1, meta.get('dim', 1))):.3f} per cosine.", "",
+                  "| condition | group | prompts | mean cosine to rest [95% CI] | p vs unlearnable | p learnable vs easy |",
+                  "|---|---|---|---|---|---|"]
+        for _, r in sims.iterrows():
+            ci = f"{r.mean_sim:.4f} [{r.ci_lo:.4f}, {r.ci_hi:.4f}]" if r.n else "–"
+            other = _p(r.p_vs_other) if r.group == LEARNABLE else ""
+            lines.append(f"| {r.condition} | {r.group} | {r.n} | {ci} | {_p(r.p_vs_unlearnable)} | {other} |")
+    if len(cross):
+        lines += ["", "SFT cross-check: of the prompts RLVR left unlearnable, how many the SFT run on the same data "
+                  "(same adapter and seed) learned (pass@1 at end > τ); *all* = the all-seeds unlearnable "
+                  "prompts against every SFT seed.", "",
+                  "| RLVR condition | seed | RLVR-unlearnable | learned by SFT | fraction |", "|---|---|---|---|---|"]
+        for _, r in cross.iterrows():
+            lines.append(f"| {r.condition} | {r.seed} | {r.unlearnable} | {r.learned_by_sft:g} | {_fmt(r.fraction)} |")
+    if plots:
+        lines += ["", "Plots: " + ", ".join(f"`{p}`" for p in plots) + " (pass@1 start vs end coloured by "
+                  "class, pooled over seeds; histograms of each prompt's mean gradient cosine to the rest)."]
+    return "\n".join(lines) + "\n"
+
+
+def unlearnability_section(sweep_dir: Path, out_dir: Path | None = None, n_boot: int | None = None) -> str | None:
+    """Compute the sweep's unlearnability tables and plots, write them (``unlearnability.csv``,
+    ``unlearnability_summary.csv``, ``unlearnability_similarity.csv``, ``unlearnability_sft.csv``,
+    ``unlearnability.md``, ``unlearnability_scatter.png``, ``unlearnability_gradsim.png``) into ``out_dir``
+    (default ``<sweep dir>/unlearnability/``) and return the markdown; None when no run has a prompts.csv.
+    A single run dir works too."""
+    sweep_dir = Path(sweep_dir)
+    df = load_sweep(sweep_dir)
+    if df is None:
+        return None
+    out_dir = Path(out_dir) if out_dir else sweep_dir / "unlearnability"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if n_boot is None:
+        n_boot = _n_boot(Path(df._job.iloc[0]))
+    df = add_across_seeds(df)
+    df, meta = add_gradient_similarity(df)
+    df = add_sft_crosscheck(df)
+    summary = summary_table(df)
+    sims = similarity_table(df, n_boot)
+    cross = crosscheck_table(df)
+    cols = ["run", "condition", "pair", "adapter", "objective", "seed", "prompt_id", "split", "group", "pass_start",
+            "pass_end", "rollouts_seen", "correct_seen", "gold_seen", "class", "class_all_seeds", "n_seeds",
+            "sim_to_rest", "sft_pass_end", "sft_learned"]
+    df[[c for c in cols if c in df]].sort_values(["condition", "seed", "split", "prompt_id"]).to_csv(
+        out_dir / "unlearnability.csv", index=False)
+    summary.to_csv(out_dir / "unlearnability_summary.csv", index=False)
+    sims.to_csv(out_dir / "unlearnability_similarity.csv", index=False)
+    cross.to_csv(out_dir / "unlearnability_sft.csv", index=False)
+    plots = [p for p in (plot_scatter(df, out_dir / "unlearnability_scatter.png"),
+                         plot_similarity(df, out_dir / "unlearnability_gradsim.png")) if p]
+    text = _markdown(summary, sims, cross, meta, [_rel(p, sweep_dir) for p in plots], n_boot)
+    (out_dir / "unlearnability.md").write_text(text)
+    return text
+
+
+def _n_boot(job: Path) -> int:
+    from omegaconf import OmegaConf
+
+    path = job / ".hydra" / "config.yaml"
+    if not path.exists():
+        return 1000
+    return int(OmegaConf.select(OmegaConf.load(path), "passrate.grad_sim.n_boot", default=1000))

@@ -1,0 +1,139 @@
+"""A real 2-step tiny-model sweep with pass rates on: the ledger counts equal the rewards TRL logged, prompts.csv
+agrees with the ledger, the start pass rates are computed once per base, gradient sketches and the sweep
+section come out.
+
+The tiny model is random, so the task is one the random sampler hits: single-digit gold answers (the scorer
+takes the last number of the first line, which a random 16-character line makes a given digit ~6% of the time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from harness.unlearn.ledger import check_against_log, per_prompt, read_ledger
+from tests.conftest import ROOT
+
+PROMPTS_PER_STEP, GENERATIONS = 4, 8
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, harness_cache):
+    work = tmp_path_factory.mktemp("unlearn_run")
+    with (work / "digits.jsonl").open("w") as fh:
+        for i in range(6):
+            fh.write(json.dumps({"prompt": f"Say the digit {(3 * i) % 10} ({i})", "answer": str((3 * i) % 10)}) + "\n")
+    env = {**os.environ, "HARNESS_OUT": str(work / "out"), "PYTHONPATH": str(ROOT)}
+    # cwd = work: task.path is relative (a path with '/' would nest the job dirs named after the overrides)
+    r = subprocess.run([sys.executable, "-m", "harness.run", "-m", "model=tiny", "logger=none", "eval.enabled=false",
+                        "task=jsonl", "task.path=digits.jsonl", "task.n_train=4", "task.n_test=2",
+                        "objective=rlvr,sft", "seed=0,1", "objective.steps=2",
+                        f"++objective.prompts_per_step={PROMPTS_PER_STEP}",
+                        f"++objective.num_generations={GENERATIONS}", "passrate.enabled=true",
+                        "passrate.grad_sim.dim=512", "name=u"],
+                       capture_output=True, text=True, timeout=600, env=env, cwd=work)
+    assert r.returncode == 0, r.stderr[-3000:]
+    jobs = sorted((work / "out" / "u").glob("*/run.json"))
+    assert len(jobs) == 4
+    for j in jobs:
+        assert json.loads(j.read_text())["status"] == "done", (j.parent / "error.txt").read_text()
+    return work, [j.parent for j in jobs]
+
+
+def _objective(job) -> str:
+    return json.loads((job / "run.json").read_text())["objective"]
+
+
+def test_ledger_counts_equal_trl_logged_rewards(sweep):
+    _, jobs = sweep
+    total = 0
+    for job in (j for j in jobs if _objective(j) == "rlvr"):
+        steps = check_against_log(job)
+        assert [s for s, *_ in steps] == [1, 2]
+        for _, rollouts, correct, reward in steps:
+            assert rollouts == PROMPTS_PER_STEP * GENERATIONS
+            assert correct == round(reward * rollouts) and abs(correct - reward * rollouts) < 1e-6
+            total += correct
+        logged = [json.loads(line) for line in (job / "train_log.jsonl").read_text().splitlines()]
+        assert all(row["rewards/exact_answer/mean"] == pytest.approx(row["reward"]) for row in logged)
+    assert total > 0  # the check compared non-zero rewards
+
+
+def test_prompts_csv_agrees_with_ledger(sweep):
+    _, jobs = sweep
+    for job in jobs:
+        df = pd.read_csv(job / "prompts.csv")
+        assert list(df.columns[:9]) == ["prompt_id", "split", "group", "pass_start", "pass_end", "k",
+                                        "rollouts_seen", "correct_seen", "gold_seen"]
+        assert (df.split == "train").sum() == 4 and (df.split == "test").sum() == 2
+        assert df.pass_start.between(0, 1).all() and df.pass_end.between(0, 1).all()
+        test = df[df.split == "test"]
+        assert (test.rollouts_seen == 0).all() and (test.gold_seen == 0).all()
+        train = df[df.split == "train"].set_index("prompt_id")
+        if _objective(job) == "rlvr":
+            led = per_prompt(read_ledger(job / "ledger.csv"))
+            assert train.rollouts_seen.sum() == 2 * PROMPTS_PER_STEP * GENERATIONS
+            for pid, e in led.items():
+                assert (train.loc[pid, "rollouts_seen"], train.loc[pid, "correct_seen"]) == (e.rollouts, e.correct)
+            assert (train.gold_seen == 0).all()
+        else:
+            assert (train.gold_seen == 1).all() and (train.rollouts_seen == 0).all()
+
+
+def test_start_pass_rates_computed_once_per_base(sweep, harness_cache):
+    _, jobs = sweep
+    starts = [pd.read_csv(j / "prompts.csv").set_index("prompt_id").pass_start for j in jobs]
+    for s in starts[1:]:
+        pd.testing.assert_series_equal(s, starts[0])
+    info = [json.loads((j / "passrate.json").read_text()) for j in jobs]
+    assert len({i["start_key"] for i in info}) == 1
+    assert sum(i["seconds"]["start"] > 0 for i in info) <= 1  # computed by the first job, reused by the rest
+    assert (harness_cache / "passrate" / f"start-{info[0]['start_key']}.json").exists()
+
+
+def test_gradient_sketches_of_rewarded_prompts(sweep):
+    from harness.tasks import build_task
+
+    work, jobs = sweep
+    for job in (j for j in jobs if _objective(j) == "rlvr"):
+        df = pd.read_csv(job / "prompts.csv")
+        rewarded = set(df[(df.split == "train") & (df.correct_seen > 0)].prompt_id)
+        z = np.load(job / "grad_sketch.npz")
+        ids = {str(i) for i in z["ids"]}
+        assert ids <= rewarded and z["sketch"].shape == (len(ids), 512)
+        assert set(df[df.grad == 1].prompt_id) == ids
+        cfg = OmegaConf.load(job / ".hydra" / "config.yaml")
+        cfg.task.path = str(work / "digits.jsonl")
+        task = build_task(cfg.task)
+        gold = {e.id: e.answer for e in task.train}
+        for line in (job / "correct_rollouts.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            assert r["prompt_id"] in ids and task.score(r["text"], gold[r["prompt_id"]]) == 1.0
+
+
+def test_section_on_real_sweep(sweep):
+    from harness.unlearn import unlearnability_section
+
+    work, _ = sweep
+    text = unlearnability_section(work / "out" / "u", work / "report")
+    assert text is not None and "lora/rlvr" in text and "lora/sft" in text
+    df = pd.read_csv(work / "report" / "unlearnability.csv")
+    assert set(df.objective) == {"rlvr", "sft"} and set(df.seed) == {0, 1}
+    assert (work / "report" / "unlearnability_scatter.png").exists()
+
+
+def test_sweep_file():
+    cfg = OmegaConf.load(ROOT / "sweeps" / "unlearnability.yaml")
+    params = cfg.hydra.sweeper.params
+    assert str(params["passrate.enabled"]).lower() == "true"
+    assert set(str(params.objective).split(",")) == {"rlvr", "sft"}
+    assert len(str(params.seed).split(",")) >= 3
+    # ~4 visits of each of the 40 training prompts at 4 prompts per step
+    assert int(params["objective.steps"]) * 4 / 40 >= 3
