@@ -173,11 +173,13 @@ def table3(sweep_dir: Path, done: pd.DataFrame) -> pd.DataFrame | None:
     cross = _read_csv(sweep_dir / "cross_run.csv")
     if cross is None or cross.empty:
         return None
-    if "module" in cross:
-        cross = cross[cross["module"].isin(["all", "whole_model", "model"])] if cross["module"].isin(
-            ["all", "whole_model", "model"]).any() else cross
+    cross = cross[cross["scope"] == "all"]  # whole model; per module type stays in cross_run.csv
     info = done.set_index("run")
-    a_col, b_col = _pair_columns(cross)
+    names = _read_csv(sweep_dir / "geometry_runs.csv")  # the analyzer labels runs; map labels to run dirs
+    to_run = dict(zip(names["label"].astype(str), names["run"].astype(str))) if names is not None else {}
+    cross = cross.assign(run_a=cross["run_a"].astype(str).map(lambda x: to_run.get(x, x)),
+                         run_b=cross["run_b"].astype(str).map(lambda x: to_run.get(x, x)))
+    a_col, b_col = "run_a", "run_b"
     rows = []
     for _, r in cross.iterrows():
         a, b = str(r[a_col]), str(r[b_col])
@@ -202,13 +204,6 @@ def table3(sweep_dir: Path, done: pd.DataFrame) -> pd.DataFrame | None:
     metrics = [c for c in df.columns if c.startswith(("cos", "jaccard"))]
     return df.groupby(["adapter", "comparison", "objective"], sort=True).agg(
         {c: lambda s: pm(s, "{:.3f}") for c in metrics}).reset_index()
-
-
-def _pair_columns(cross: pd.DataFrame) -> tuple[str, str]:
-    for a, b in (("run_a", "run_b"), ("a", "b"), ("run1", "run2"), ("label_a", "label_b")):
-        if a in cross and b in cross:
-            return a, b
-    raise KeyError(f"cross_run.csv has no run-pair columns: {list(cross.columns)}")
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:

@@ -40,6 +40,18 @@ def run_cli(*args: str, out: Path, timeout: int = 600, **env) -> subprocess.Comp
                           timeout=timeout, env=e, cwd=ROOT)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tests run torch on one thread: their matrices are small, and on a loaded 2-core machine thread
+    hand-offs cost more than the work."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_base(harness_cache):
     """Path of the tiny model's checkpoint."""

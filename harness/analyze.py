@@ -1,0 +1,218 @@
+"""Analyze finished runs: ``python -m harness.analyze <run dir | sweep dir> [key=value ...]``, or two checkpoints:
+``python -m harness.analyze base=<dir | model name | hub id> tuned=<...> [out=<dir>]``.
+
+For a run or sweep, every entry of :data:`SECTIONS` is called with the directory and the text it returns is
+printed (geometry first; other analyses append their section). Options (``key=value``) are listed in
+:data:`OPTIONS`; a section reads its own from :data:`CONTEXT` ``["options"]``. A bad option or path prints
+one line naming the value and the valid choices, and exits 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # as in harness.run: no hub access unless asked for
+
+from harness.geometry.analyze_run import (  # noqa: E402
+    OptionError,
+    analyze_pair,
+    analyze_run_dir,
+    analyze_sweep,
+    is_run_dir,
+)
+from harness.geometry.metrics import TOPK_METHODS, Settings  # noqa: E402
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+BOOL = {"true": True, "false": False}
+
+# Valid key=value options (sections may add theirs).
+OPTIONS: dict[str, str] = {
+    "base": "base checkpoint: a dir, a model name (conf/model) or a hub id; with tuned=",
+    "tuned": "tuned checkpoint, compared with base=",
+    "out": "output dir of a base/tuned comparison (default $HARNESS_OUT/analyze/<base>--<tuned>)",
+    "k": "top-k sizes, comma-separated: integers, or fractions of min(m, n) (default 16,0.01)",
+    "alpha": "principal mask share, in (0, 1) (default 0.2)",
+    "topk": f"top-k vectors of W1: {' | '.join(TOPK_METHODS)} (default exact)",
+    "matrix": "matrix whose spectrum is plotted (default: the one that drifted most)",
+    "embeddings": "also analyze embedding / lm_head updates: true | false",
+    "device": "auto | cpu | cuda (default cpu)",
+    "force": "recompute analyses already stored with the same settings: true | false",
+}
+
+# Shared with the sections: the parsed options and the geometry settings.
+CONTEXT: dict = {"options": {}, "settings": Settings(), "force": False}
+
+
+def geometry_section(target: Path) -> str | None:
+    """Geometry of a run dir or of every run of a sweep dir (+ cross-run table and plots)."""
+    settings, force = CONTEXT["settings"], CONTEXT["force"]
+    if is_run_dir(target):
+        return analyze_run_dir(target, settings, force)
+    return analyze_sweep(target, settings, force)
+
+
+def accuracy(target: Path) -> str | None:
+    from harness.evaluate import accuracy_section
+
+    return None if is_run_dir(target) else accuracy_section(target)
+
+
+def unlearnability(target: Path) -> str | None:
+    from harness.unlearn import unlearnability_section
+
+    return unlearnability_section(target)
+
+
+SECTIONS: list[Callable[[Path], str | None]] = [geometry_section, accuracy, unlearnability]
+
+
+def fail(msg: str) -> None:
+    print(msg, file=sys.stderr)
+    raise SystemExit(2)
+
+
+def parse_ks(value: str) -> tuple[int | float, ...]:
+    out: list[int | float] = []
+    for item in value.split(","):
+        try:
+            k = float(item)
+        except ValueError:
+            k = -1.0
+        if k >= 1 and k == int(k):
+            out.append(int(k))
+        elif 0 < k < 1:
+            out.append(k)
+        else:
+            raise OptionError(f"error: bad k {item!r}; valid: integers >= 1 or fractions in (0, 1), "
+                              "comma-separated (e.g. k=16,0.01)")
+    return tuple(out)
+
+
+def choose(key: str, value: str, valid: tuple[str, ...] | list[str]) -> str:
+    if value not in valid:
+        raise OptionError(f"error: bad {key} {value!r}; valid: {', '.join(valid)}")
+    return value
+
+
+def settings_from(opts: dict[str, str]) -> Settings:
+    kw: dict = {}
+    if "k" in opts:
+        kw["ks"] = parse_ks(opts["k"])
+    if "alpha" in opts:
+        try:
+            kw["alpha"] = float(opts["alpha"])
+        except ValueError:
+            kw["alpha"] = -1.0
+        if not 0 < kw["alpha"] < 1:
+            raise OptionError(f"error: bad alpha {opts['alpha']!r}; valid: a number in (0, 1)")
+    if "topk" in opts:
+        kw["topk"] = choose("topk", opts["topk"], TOPK_METHODS)
+    if "device" in opts:
+        kw["device"] = choose("device", opts["device"], ("auto", "cpu", "cuda"))
+    if "embeddings" in opts:
+        kw["embeddings"] = BOOL[choose("embeddings", opts["embeddings"], tuple(BOOL))]
+    if "matrix" in opts:
+        kw["matrix"] = opts["matrix"]
+    return Settings(**kw)
+
+
+OPTION = re.compile(r"^([A-Za-z_]\w*)=(.*)$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def model_names() -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if p.stem != "hf")
+
+
+def resolve_checkpoint(key: str, ref: str) -> Path:
+    """A checkpoint dir from a dir, a model name of conf/model (its source, before warm-up) or a hub id."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not any(path.glob("*.safetensors")):
+            raise OptionError(f"error: {key} {ref!r} holds no *.safetensors checkpoint")
+        return path
+    if ref in model_names():
+        from omegaconf import OmegaConf
+
+        from harness.models import source_dir
+
+        return Path(source_dir(OmegaConf.load(CONF_DIR / "model" / f"{ref}.yaml")))
+    if HUB_ID.match(ref) and not path.exists():
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(ref, allow_patterns=["*.json", "*.safetensors"]))
+        except Exception as exc:
+            raise OptionError(f"error: {key} {ref!r}: hub id not available ({type(exc).__name__}; "
+                              "offline by default: set HF_HUB_OFFLINE=0 to download)") from exc
+    raise OptionError(f"error: unknown {key} {ref!r}; valid: a checkpoint dir, a hub id (org/name) or a "
+                      f"model name: {', '.join(model_names())}")
+
+
+def parse_argv(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    targets, opts = [], {}
+    for arg in argv:
+        m = OPTION.match(arg)
+        if not m or Path(arg).exists():  # sweep subdirs look like options ("adapter=lora,seed=0")
+            targets.append(arg)
+            continue
+        key, value = m.groups()
+        if key not in OPTIONS:
+            raise OptionError(f"error: unknown option {key!r}; valid: {', '.join(OPTIONS)}")
+        else:
+            opts[key] = value
+    return targets, opts
+
+
+def usage() -> str:
+    lines = ["usage: python -m harness.analyze <run dir | sweep dir> [key=value ...]",
+             "       python -m harness.analyze base=<dir | model name | hub id> tuned=<...> [out=<dir>]",
+             "options:"]
+    return "\n".join(lines + [f"  {k}=  {v}" for k, v in OPTIONS.items()])
+
+
+def run(argv: list[str]) -> None:
+    if any(a in ("-h", "--help") for a in argv):
+        print(usage())
+        return
+    targets, opts = parse_argv(argv)
+    CONTEXT["options"] = opts
+    CONTEXT["settings"] = settings_from(opts)
+    CONTEXT["force"] = BOOL[choose("force", opts.get("force", "false"), tuple(BOOL))]
+    if "base" in opts or "tuned" in opts:
+        if targets or not opts.get("base") or not opts.get("tuned"):
+            raise OptionError("error: a checkpoint comparison needs base=<...> and tuned=<...> and no run dir; "
+                              "valid: python -m harness.analyze base=<dir|name|hub id> tuned=<...> [out=<dir>]")
+        base, tuned = resolve_checkpoint("base", opts["base"]), resolve_checkpoint("tuned", opts["tuned"])
+        out = Path(opts.get("out") or Path(os.environ.get("HARNESS_OUT", "outputs")) / "analyze" /
+                   f"{base.name}--{tuned.name}")
+        print(analyze_pair(base, tuned, out, CONTEXT["settings"], CONTEXT["force"]), flush=True)
+        return
+    if len(targets) != 1:
+        raise OptionError(f"error: expected one run or sweep dir, got {len(targets)} ({' '.join(targets)}); "
+                          "valid: python -m harness.analyze <run dir | sweep dir> [key=value ...]")
+    target = Path(targets[0])
+    if not target.is_dir():
+        raise OptionError(f"error: no such run or sweep dir {str(target)!r}")
+    if not is_run_dir(target) and not any(target.glob("*/.hydra/config.yaml")):
+        raise OptionError(f"error: {str(target)!r} is neither a run dir (run.json, delta.safetensors) nor a "
+                          "sweep dir (subdirs with .hydra/config.yaml)")
+    for section in SECTIONS:
+        text = section(target)
+        if text:
+            print(text, flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        run(sys.argv[1:] if argv is None else argv)
+    except OptionError as exc:
+        fail(str(exc))
+
+
+if __name__ == "__main__":
+    main()

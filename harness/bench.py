@@ -1,0 +1,186 @@
+"""Performance benchmarks, each printed as timings and ratios measured in one run.
+
+    python -m harness.bench analyzer [--model smollm2-135m | tiny | <checkpoint dir>] [--layers N]
+
+``analyzer``: the geometry analyzer on the model's attention/MLP matrices with a synthetic ΔW (rank 8 +
+1 % sparse, each part 1e-3·‖W0‖_F), timing
+  (a) a naive baseline: numpy full SVD (float64, with vectors) of W0, W1 and ΔW per matrix, no cache;
+  (b) the harness analyzer with a warm base-spectrum cache (what every run of a sweep pays);
+  (c) the irreducible part: the singular values of every W1 (``torch.linalg.svdvals``, batched by shape);
+and prints b/a, b/c and the largest difference between the metric values of (a) and (b).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def resolve_model(model: str) -> Path:
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    conf = CONF_DIR / "model" / f"{model}.yaml"
+    if not conf.exists():
+        valid = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if p.stem != "hf")
+        raise SystemExit(_fail(f"error: unknown model {model!r}; valid: {', '.join(valid)} or a checkpoint dir"))
+    from omegaconf import OmegaConf
+
+    from harness.models import source_dir
+
+    return Path(source_dir(OmegaConf.load(conf)))
+
+
+def _fail(msg: str) -> int:
+    print(msg, file=sys.stderr)
+    return 2
+
+
+def naive_metrics(w0s: dict[str, torch.Tensor], deltas: dict[str, torch.Tensor], settings) -> pd.DataFrame:
+    """Baseline (a): full float64 numpy SVDs of W0, W1, ΔW, one matrix at a time; same metric formulas."""
+    from harness.geometry.metrics import update_metrics
+    from harness.geometry.spectra import Decomp
+
+    rows = []
+    for name, w0 in w0s.items():
+        d = deltas[name]
+        m, n = w0.shape
+        ks = list(zip(settings.labels(), settings.k_values(m, n)))
+        big = max(k for _, k in ks)
+        dec = {}
+        for key, w in (("w0", w0), ("w1", w0 + d), ("d", d)):
+            u, s, vh = np.linalg.svd(w.numpy().astype(np.float64), full_matrices=False)
+            dec[key] = Decomp(torch.from_numpy(s)[None], torch.from_numpy(u[:, :big])[None],
+                              torch.from_numpy(vh[:big].T.copy())[None])
+        res = update_metrics(w0[None], d[None], d.double()[None], dec["w0"], dec["w1"], dec["d"].S, ks,
+                             settings.alpha)
+        rows.append({"name": name, **{k: float(v[0]) for k, v in res.items()}})
+    return pd.DataFrame(rows)
+
+
+def cold_analysis(base_dir: Path, deltas: dict[str, torch.Tensor], settings) -> float:
+    """Seconds of a first analysis of this base: hashing the weights and building its cache (in a
+    throw-away cache root, so the user's cache is left as it is)."""
+    from harness.geometry.analyze_run import analyze_delta
+    from harness.geometry.sources import Checkpoint
+    from harness.geometry.spectra import SpectraCache
+    from harness.geometry.synthetic import MemoryDelta
+
+    old = os.environ.get("HARNESS_CACHE")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["HARNESS_CACHE"] = tmp
+        SpectraCache.clear_memory()
+        try:
+            t, _ = _timed(lambda: analyze_delta(Checkpoint(base_dir), MemoryDelta(deltas), settings))
+        finally:
+            if old is None:
+                os.environ.pop("HARNESS_CACHE")
+            else:
+                os.environ["HARNESS_CACHE"] = old
+            SpectraCache.clear_memory()
+    return t
+
+
+def _timed(fn: Callable[[], object]) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def bench_analyzer(model: str = "smollm2-135m", layers: int | None = None, seed: int = 0) -> str:
+    from harness.geometry.analyze_run import analyze_delta
+    from harness.geometry.metrics import Settings
+    from harness.geometry.sources import Checkpoint, matrix_kind
+    from harness.geometry.spectra import SpectraCache, by_shape, gram_decomp
+    from harness.geometry.synthetic import MemoryDelta, synthetic_delta
+
+    base_dir = resolve_model(model)
+    ckpt = Checkpoint(base_dir)
+    names = [n for n in ckpt.analyzed() if layers is None or matrix_kind(n)[0] < layers]
+    gen = torch.Generator().manual_seed(seed)
+    w0s = {n: ckpt.get(n).float() for n in names}
+    deltas = {n: synthetic_delta(w0s[n], gen) for n in names}
+    settings = Settings()
+
+    ta, ref = _timed(lambda: naive_metrics(w0s, deltas, settings))
+    t_cold = cold_analysis(base_dir, deltas, settings)
+    SpectraCache.clear_memory()
+    analyze_delta(ckpt, MemoryDelta(deltas), settings)  # builds this base's cache if it is not there yet
+    SpectraCache.clear_memory()  # (b) reads the warm cache from disk, as a new analysis process does
+    tb, fast = _timed(lambda: analyze_delta(ckpt, MemoryDelta(deltas), settings))
+
+    groups = by_shape(names, ckpt.shape)
+
+    def spectra(fn: Callable[[torch.Tensor], object], with_delta: bool = False) -> None:
+        for group in groups.values():
+            fn(torch.stack([w0s[n] + deltas[n] for n in group]))
+            if with_delta:
+                fn(torch.stack([deltas[n] for n in group]).double())
+
+    tc, _ = _timed(lambda: spectra(torch.linalg.svdvals))
+    # The floor of any exact analyzer: all σ of W1 (drift) and all σ of ΔW (effective rank), here with the
+    # analyzer's own method (float64 Gram eigenvalues).
+    t_floor, _ = _timed(lambda: spectra(lambda w: gram_decomp(w.double()), with_delta=True))
+
+    fast = fast.set_index("name").loc[ref["name"]]
+    cols = [c for c in ref.columns if c != "name" and c in fast.columns]
+    diff = (ref.set_index("name")[cols] - fast[cols]).abs()
+    worst_col = diff.max().idxmax()
+    worst = float(diff.max().max())
+    n_params = sum(w.numel() for w in w0s.values())
+    shapes = ", ".join(f"{len(g)}×{s[0]}×{s[1]}" for s, g in groups.items())
+    lines = [
+        f"analyzer bench: {model} ({base_dir}), {len(names)} matrices ({shapes}; {n_params / 1e6:.1f} M "
+        f"params), synthetic ΔW rank 8 + 1% sparse, torch threads {torch.get_num_threads()}",
+        f"  (a) naive: numpy full SVD of W0, W1, ΔW per matrix   {ta:8.2f} s",
+        f"  (b) harness analyzer, warm base cache              {tb:8.2f} s   (first analysis of this base, "
+        f"building the cache: {t_cold:.2f} s)",
+        f"  (c) singular values of W1 alone (svdvals)          {tc:8.2f} s",
+        f"  b/a = {tb / ta:.3f} ({ta / tb:.1f}x faster; target >= 10x)   b/c = {tb / tc:.2f} (target <= 1.5)",
+        f"  floor: all σ of W1 and of ΔW (float64 Gram eigenvalues) {t_floor:.2f} s: b/floor = {tb / t_floor:.2f}",
+        f"  max |metric(a) - metric(b)| = {worst:.2e} ({worst_col}; target <= 1e-4)",
+    ]
+    return "\n".join(lines)
+
+
+BENCHES: dict[str, Callable[[argparse.Namespace], str]] = {
+    "analyzer": lambda a: bench_analyzer(a.model, a.layers, a.seed),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in BENCHES:
+        got = repr(argv[0]) if argv else "nothing"
+        raise SystemExit(_fail(f"error: unknown bench {got}; valid: {', '.join(BENCHES)}"))
+    p = argparse.ArgumentParser(prog=f"python -m harness.bench {argv[0]}")
+    p.add_argument("--model", default="smollm2-135m", help="model name (conf/model) or checkpoint dir")
+    p.add_argument("--layers", type=int, default=None, help="only the first N layers (quicker)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch/BLAS threads (1 gives steadier timings on a shared machine)")
+    args = p.parse_args(argv[1:])
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        try:  # numpy's BLAS too, for a fair (a)
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(args.threads)
+        except ImportError:
+            print("[harness] threadpoolctl missing: numpy's BLAS threads not limited", file=sys.stderr)
+    print(BENCHES[argv[0]](args), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""The analyzer's drivers: one run dir, a sweep dir (every run + cross-run table + plots), or two checkpoints.
+
+Outputs (all written atomically; a run whose artifacts are missing or corrupt gets a one-line warning and no
+files, the others are analyzed):
+
+- per run: ``geometry.csv`` (one row per matrix, columns in :func:`harness.geometry.metrics.columns`) and
+  ``geometry_summary.json`` (whole model, by module type, by layer; parameter-weighted);
+- per sweep: ``geometry_runs.csv`` (whole-model row per run), ``cross_run.csv`` and
+  ``plots/geometry_{layers,spectrum,energy}.png``; a single run or a checkpoint pair gets the same plots.
+
+A run whose stored summary has the same fingerprint (settings, delta file stamp, base weights hash) is not
+recomputed, so analyzing a growing sweep again only analyzes the new runs (``force=true`` recomputes).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from harness.callbacks import sweep_runs
+from harness.geometry import plots
+from harness.geometry.aggregate import aggregate, jsonable, summary_header, summary_line
+from harness.geometry.cross import cross_run
+from harness.geometry.metrics import Settings, batch_metrics, columns
+from harness.geometry.sources import (
+    Checkpoint,
+    PairDelta,
+    RunDelta,
+    atomic_write_text,
+    matrix_kind,
+    sort_names,
+)
+from harness.geometry.spectra import SpectraCache, by_shape, chunks, gram_decomp
+from harness.record import read_run
+
+ANALYZER_VERSION = 1  # bump when a metric's computation changes: stored analyses are then recomputed
+DELTA = "delta.safetensors"
+
+
+class RunError(Exception):
+    """A run that cannot be analyzed; the message is the one-line reason."""
+
+
+class OptionError(ValueError):
+    """A bad user option (the CLI prints it as one line and exits 2)."""
+
+
+@dataclass
+class Analysis:
+    label: str
+    out_dir: Path
+    table: pd.DataFrame
+    summary: dict
+    base: Checkpoint
+    delta: RunDelta | PairDelta
+    reused: bool = False
+
+
+def warn(run: str, reason: str) -> None:
+    print(f"[harness] warning: run {run}: {reason}; skipped", file=sys.stderr, flush=True)
+
+
+def resolve_device(device: str) -> str:
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+def analyzed_names(base: Checkpoint, delta: RunDelta | PairDelta, settings: Settings) -> list[str]:
+    """The delta's matrices that the settings analyze; a shape that differs from the base is an error."""
+    allowed = set(base.analyzed(settings.embeddings))
+    names = [n for n in delta.names if n in allowed]
+    for n in names:
+        if tuple(delta.shape(n)) != tuple(base.shape(n)):
+            raise RunError(f"{n}: ΔW shape {tuple(delta.shape(n))} != base shape {tuple(base.shape(n))} "
+                           f"(wrong base checkpoint {base.path}?)")
+    if not names:
+        raise RunError(f"no analyzable matrices in common with the base {base.path}")
+    return sort_names(names)
+
+
+def analyze_delta(base: Checkpoint, delta: RunDelta | PairDelta, settings: Settings) -> pd.DataFrame:
+    """The per-matrix table of one ΔW against its base: batched by shape, W0's part from the cache."""
+    device = resolve_device(settings.device)
+    names = analyzed_names(base, delta, settings)
+    cache = SpectraCache.of(base, device)
+    cache.ensure(names, lambda n: settings.k_values(*base.shape(n)), settings.alpha)
+    rows = []
+    for shape, group in by_shape(names, base.shape).items():
+        ks = settings.k_values(*shape)
+        for chunk in chunks(group, shape):
+            w0 = torch.stack([base.get(n) for n in chunk]).to(device, torch.float32)
+            d = torch.stack([delta.get(n) for n in chunk]).to(device, torch.float32)
+            res = batch_metrics(w0, d, cache.decomp(chunk, max(ks)),
+                                [cache.thresholds(chunk, k, settings.alpha) for k in ks], settings)
+            for i, name in enumerate(chunk):
+                layer, module = matrix_kind(name)
+                rows.append({"name": name, "layer": layer, "module": module, "m": shape[0], "n": shape[1],
+                             "params": shape[0] * shape[1], **{k: float(v[i]) for k, v in res.items()}})
+    order = {n: i for i, n in enumerate(names)}
+    rows.sort(key=lambda r: order[r["name"]])
+    return pd.DataFrame(rows, columns=columns(settings))
+
+
+def _write_table(df: pd.DataFrame, path: Path) -> None:
+    atomic_write_text(path, df.to_csv(index=False))
+
+
+def analyze_one(label: str, out_dir: Path, base: Checkpoint, delta: RunDelta | PairDelta, settings: Settings,
+                info: dict, force: bool = False) -> Analysis:
+    """Analyze one ΔW into ``out_dir`` (or reuse a stored analysis with the same fingerprint)."""
+    fingerprint = {"analyzer": ANALYZER_VERSION, "settings": settings.fingerprint(), "delta": delta.stamp(),
+                   "base": base.weights_hash()}
+    csv_path, json_path = out_dir / "geometry.csv", out_dir / "geometry_summary.json"
+    if not force and csv_path.exists() and json_path.exists():
+        try:
+            summary = json.loads(json_path.read_text())
+            if summary.get("fingerprint") == fingerprint:
+                return Analysis(label, out_dir, pd.read_csv(csv_path), summary, base, delta, reused=True)
+        except (OSError, ValueError):
+            pass  # unreadable: recompute
+    t0 = time.perf_counter()
+    table = analyze_delta(base, delta, settings)
+    summary = {"label": label, **info, "base_dir": str(base.path), "fingerprint": fingerprint,
+               "analyze_s": round(time.perf_counter() - t0, 3), **aggregate(table)}
+    summary = jsonable(summary)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_table(table, csv_path)
+    atomic_write_text(json_path, json.dumps(summary, indent=1))
+    return Analysis(label, out_dir, table, summary, base, delta)
+
+
+def load_job(job_dir: Path) -> tuple[dict, Checkpoint, RunDelta]:
+    """run.json, base checkpoint and delta of a run dir; :class:`RunError` with the reason if unusable."""
+    rec = read_run(job_dir)
+    if rec is None:
+        raise RunError("run.json missing or unreadable")
+    if rec.get("status") != "done":
+        why = f" ({rec['reason']})" if rec.get("reason") else ""
+        raise RunError(f"status {rec.get('status')!r}{why}")
+    if not (job_dir / DELTA).exists():
+        raise RunError(f"no {DELTA}")
+    try:
+        delta = RunDelta(job_dir / DELTA)
+    except Exception as exc:  # safetensors raises its own error types for a corrupt header
+        raise RunError(f"{DELTA} unreadable ({type(exc).__name__}: {exc})") from exc
+    base_dir = rec.get("base_dir") or delta.metadata.get("base_dir")
+    if not base_dir or not Path(base_dir).is_dir():
+        raise RunError(f"base checkpoint {base_dir!r} not found")
+    return rec, Checkpoint(base_dir), delta
+
+
+def run_label(rec: dict, job_dir: Path) -> str:
+    if rec.get("adapter") and rec.get("objective"):
+        return f"{rec['adapter']}/{rec['objective']}/s{rec.get('seed', 0)}"
+    return job_dir.name
+
+
+def analyze_job(job_dir: Path, settings: Settings, force: bool = False) -> Analysis:
+    rec, base, delta = load_job(job_dir)
+    info = {k: rec.get(k) for k in ("adapter", "objective", "seed", "task", "model")} | {"run": job_dir.name}
+    try:
+        return analyze_one(run_label(rec, job_dir), job_dir, base, delta, settings, info, force)
+    except RunError:
+        raise
+    except Exception as exc:  # e.g. a truncated tensor in the delta: the run is skipped, not the sweep
+        raise RunError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def write_plots(results: list[Analysis], out_dir: Path, settings: Settings) -> list[Path]:
+    """Layers, spectrum and energy plots of some analyses (which share a base) into ``out_dir/plots``."""
+    k = settings.labels()[0]
+    tables = {a.label: a.table for a in results}
+    pdir = out_dir / "plots"
+    files = [plots.plot_layers(tables, k, pdir / "geometry_layers.png"),
+             plots.plot_energy(tables, k, pdir / "geometry_energy.png")]
+    first = results[0]
+    same_base = [a for a in results if a.base.weights_hash() == first.base.weights_hash()]
+    names = list(first.table["name"])
+    name = settings.matrix
+    if name is None:  # the matrix that drifted most, on average over runs
+        drift = pd.concat([a.table[["name", "drift"]] for a in same_base]).groupby("name")["drift"].mean()
+        name = str(drift.idxmax())
+    elif name not in names:
+        hint = difflib.get_close_matches(name, names, n=1)
+        near = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise OptionError(f"error: unknown matrix {name!r}{near}; valid: the names in geometry.csv, e.g. "
+                          f"{names[0]!r}")
+    device = resolve_device(settings.device)
+    w0 = first.base.get(name).to(device, torch.float32)
+    s0 = gram_decomp(w0.double()[None]).S[0].cpu().numpy()
+    s1 = {a.label: gram_decomp((w0 + a.delta.get(name).to(device)).double()[None]).S[0].cpu().numpy()
+          for a in same_base if name in set(a.table["name"])}
+    files.append(plots.plot_spectrum(s0, s1, name, pdir / "geometry_spectrum.png"))
+    return files
+
+
+def unique_labels(results: list[Analysis]) -> None:
+    """Labels name runs in tables and legends; fall back to the run dir name where two coincide."""
+    seen = [a.label for a in results]
+    for a in results:
+        if seen.count(a.label) > 1:
+            a.label = a.out_dir.name
+
+
+def report(results: list[Analysis], settings: Settings, title: str) -> str:
+    lines = [f"geometry: {title}", "  whole model, parameter-weighted; angle = largest principal angle of the "
+             "top-k singular subspaces (mean | max over matrices); energy = share of ΔW in W0's top-k "
+             "subspace, beside its random baseline", "  " + summary_header(settings)]
+    lines += ["  " + summary_line(a.label, a.summary["whole_model"], settings) for a in results]
+    return "\n".join(lines)
+
+
+def analyze_sweep(sweep_dir: Path, settings: Settings, force: bool = False) -> str:
+    """Analyze every run of a sweep, then the cross-run table and the plots; returns the printed summary."""
+    jobs = sweep_runs(sweep_dir)
+    results: list[Analysis] = []
+    for job_dir, _ in jobs:
+        try:
+            results.append(analyze_job(job_dir, settings, force))
+        except RunError as exc:
+            warn(job_dir.name, str(exc))
+    skipped = len(jobs) - len(results)
+    title = f"{sweep_dir} ({len(results)} runs analyzed" + (f", {skipped} skipped)" if skipped else ")")
+    if not results:
+        return title
+    unique_labels(results)
+    runs = pd.DataFrame([{"label": a.label, "run": a.out_dir.name,
+                          **{k: a.summary.get(k) for k in ("adapter", "objective", "seed")},
+                          **a.summary["whole_model"]} for a in results])
+    _write_table(runs, sweep_dir / "geometry_runs.csv")
+    text = [report(results, settings, title)]
+    cross = cross_tables(results)
+    if cross is not None:
+        _write_table(cross, sweep_dir / "cross_run.csv")
+        text.append(cross_text(cross))
+    write_plots(results, sweep_dir, settings)
+    text.append(f"  files: geometry.csv + geometry_summary.json per run; {sweep_dir}/geometry_runs.csv, "
+                f"cross_run.csv, plots/geometry_*.png")
+    return "\n".join(text)
+
+
+def cross_tables(results: list[Analysis]) -> pd.DataFrame | None:
+    """Cross-run table over the pairs of runs that share a base (runs from other bases are not compared)."""
+    groups: dict[str, list[Analysis]] = {}
+    for a in results:
+        groups.setdefault(a.base.weights_hash(), []).append(a)
+    tables = []
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        common = set.intersection(*(set(a.table["name"]) for a in group))
+        names = [n for n in group[0].table["name"] if n in common]
+        tables.append(cross_run([a.label for a in group], [a.delta for a in group], group[0].base, names))
+    return pd.concat(tables, ignore_index=True) if tables else None
+
+
+def cross_text(cross: pd.DataFrame, limit: int = 12) -> str:
+    whole = cross[cross["scope"] == "all"]
+    lines = ["  cross-run (whole model): cosine of ΔW [random] / Jaccard of bf16 update masks [random]"]
+    for _, r in whole.head(limit).iterrows():
+        lines.append(f"    {r.run_a} vs {r.run_b}: cosine {r.cosine:.4f} [{r.cosine_base:.1e}]  "
+                     f"jaccard {r.jaccard:.4f} [{r.jaccard_base:.4f}]")
+    if len(whole) > limit:
+        lines.append(f"    ... {len(whole) - limit} more pairs in cross_run.csv")
+    return "\n".join(lines)
+
+
+def analyze_run_dir(job_dir: Path, settings: Settings, force: bool = False) -> str:
+    """One run: its tables and plots (in the run dir)."""
+    try:
+        a = analyze_job(job_dir, settings, force)
+    except RunError as exc:
+        warn(job_dir.name, str(exc))
+        return f"geometry: {job_dir} (0 runs analyzed, 1 skipped)"
+    write_plots([a], job_dir, settings)
+    return report([a], settings, str(job_dir)) + f"\n  files: {job_dir}/geometry.csv, geometry_summary.json, plots/"
+
+
+def analyze_pair(base_dir: Path, tuned_dir: Path, out_dir: Path, settings: Settings, force: bool = False) -> str:
+    """Two checkpoints (e.g. a public base and its RL-tuned release): ΔW = W_tuned − W_base."""
+    base, tuned = Checkpoint(base_dir), Checkpoint(tuned_dir)
+    delta = PairDelta(base, tuned)
+    info = {"base": str(base_dir), "tuned": str(tuned_dir)}
+    try:
+        a = analyze_one(tuned_dir.name, out_dir, base, delta, settings, info, force)
+    except RunError as exc:
+        raise OptionError(f"error: cannot compare {tuned_dir} with {base_dir}: {exc}") from exc
+    write_plots([a], out_dir, settings)
+    return report([a], settings, f"{tuned_dir} vs base {base_dir}") + f"\n  files: {out_dir}/"
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / "run.json").exists() or (path / DELTA).exists()

@@ -1,0 +1,80 @@
+"""Cross-run consistency: do runs from the same base move the same weights the same way?
+
+For every pair of runs, per module type and whole model (matrices concatenated):
+
+- ``cosine`` of the flattened ΔW, beside ``cosine_base`` = sqrt(2/(π·d)), the expected |cosine| of two
+  independent random directions in d dimensions;
+- ``jaccard`` |A ∩ B| / |A ∪ B| of the bf16 update masks, beside ``jaccard_base``, its expectation for
+  independent random masks with the same per-matrix densities (Σ p_a p_b N / Σ (p_a + p_b − p_a p_b) N).
+
+One pass over the matrices: per matrix, the R runs' ΔW (and masks) are stacked and every pair comes from
+one R×R product, so memory holds one matrix per run, never whole deltas.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import pandas as pd
+import torch
+
+from harness.geometry.metrics import bf16_changed
+from harness.geometry.sources import Checkpoint, matrix_kind
+
+CROSS_COLUMNS = ["run_a", "run_b", "scope", "cosine", "cosine_base", "jaccard", "jaccard_base", "params"]
+
+
+class DeltaSource(Protocol):
+    names: list[str]
+
+    def get(self, name: str) -> torch.Tensor: ...
+
+
+class _Acc:
+    def __init__(self, r: int):
+        z = torch.zeros(r, r, dtype=torch.float64)
+        self.dot, self.inter, self.e_inter, self.e_union = z.clone(), z.clone(), z.clone(), z.clone()
+        self.count = torch.zeros(r, dtype=torch.float64)
+        self.numel = 0
+
+    def add(self, d: torch.Tensor, mask: torch.Tensor) -> None:
+        n = d.shape[1]
+        self.dot += d @ d.T
+        mf = mask.double()
+        self.inter += mf @ mf.T  # pairwise intersection counts
+        cnt = mf.sum(1)
+        outer = cnt[:, None] * cnt[None, :] / n
+        self.e_inter += outer
+        self.e_union += cnt[:, None] + cnt[None, :] - outer
+        self.count += cnt
+        self.numel += n
+
+
+def cross_run(labels: list[str], deltas: list[DeltaSource], base: Checkpoint, names: list[str],
+              device: str = "cpu") -> pd.DataFrame:
+    """The pairwise table for runs that share ``base`` (``names``: matrices every run has)."""
+    r = len(labels)
+    accs: dict[str, _Acc] = {}
+    for name in names:
+        w0 = base.get(name).to(device, torch.float32)
+        ds = torch.stack([dl.get(name).to(device, torch.float32) for dl in deltas])
+        masks = bf16_changed(w0.expand_as(ds), ds)[0].flatten(1).cpu()
+        flat = ds.flatten(1).double().cpu()
+        for scope in ("all", matrix_kind(name)[1]):
+            accs.setdefault(scope, _Acc(r)).add(flat, masks)
+    rows = []
+    for scope, a in accs.items():
+        for i in range(r):
+            for j in range(i + 1, r):
+                norm = math.sqrt(a.dot[i, i] * a.dot[j, j])
+                union = a.count[i] + a.count[j] - a.inter[i, j]
+                rows.append({
+                    "run_a": labels[i], "run_b": labels[j], "scope": scope,
+                    "cosine": float(a.dot[i, j] / norm) if norm > 0 else math.nan,
+                    "cosine_base": math.sqrt(2 / (math.pi * a.numel)),
+                    "jaccard": float(a.inter[i, j] / union) if union > 0 else math.nan,
+                    "jaccard_base": float(a.e_inter[i, j] / a.e_union[i, j]) if a.e_union[i, j] > 0 else math.nan,
+                    "params": a.numel,
+                })
+    return pd.DataFrame(rows, columns=CROSS_COLUMNS)

@@ -1,0 +1,37 @@
+"""``python -m harness.bench analyzer`` on a small hand-built checkpoint: three timings, ratios, agreement."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from harness import bench
+from harness.geometry.synthetic import write_checkpoint
+
+
+def test_bench_analyzer_prints_timings_and_agreement(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    g = torch.Generator().manual_seed(0)
+    shapes = {"self_attn.q_proj": (48, 48), "self_attn.k_proj": (16, 48), "mlp.up_proj": (96, 48),
+              "mlp.down_proj": (48, 96)}
+    base = write_checkpoint(tmp_path / "base", {f"model.layers.{i}.{k}.weight": torch.randn(*s, generator=g)
+                                                for i in range(2) for k, s in shapes.items()})
+    bench.main(["analyzer", "--model", str(base)])
+    out = capsys.readouterr().out
+    for label in ("(a) naive", "(b) harness analyzer", "(c) singular values", "b/a =", "b/c ="):
+        assert label in out
+    worst = float(re.search(r"max \|metric\(a\) - metric\(b\)\| = (\S+)", out).group(1))
+    assert worst <= 1e-4  # the fast path computes the same numbers as full float64 SVDs
+    assert not list((tmp_path / "cache" / "spectra").glob("*/.*.tmp"))  # no half-written cache
+
+
+def test_bench_rejects_unknown_names(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["analyser"])
+    assert exc.value.code == 2 and "analyser" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["analyzer", "--model", "no_such_model"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "no_such_model" in err and "tiny" in err
