@@ -26,8 +26,8 @@ from harness.callbacks import sweep_runs
 # geometry_summary.json at the analyzer's first k (16 by default).
 GEOMETRY_COLUMNS = (("drift", "spectral drift"), ("max_angle_{k}", "largest angle° (k={kk})"),
                     ("sparsity_bf16", "sparsity bf16"), ("sparsity_abs", "sparsity |Δ|≤1e-5"),
-                    ("eff_rank", "ΔW eff. rank"), ("energy_{k}", "off-principal energy"),
-                    ("energy_base_{k}", "energy baseline"))
+                    ("eff_rank", "ΔW eff. rank"), ("energy_{k}", "ΔW energy in W0 top-k"),
+                    ("energy_base_{k}", "random baseline"))
 GROUP = ["adapter", "objective"]
 
 
@@ -64,11 +64,10 @@ def collect(sweep_dir: Path) -> tuple[pd.DataFrame, list[str]]:
         row["objective"] = (rec or {}).get("objective") or ov.get("objective") or _get(cfg, "objective.name")
         row["seed"] = (rec or {}).get("seed", ov.get("seed", _get(cfg, "seed")))
         for key, value in ov.items():
-            if key not in ("adapter", "objective", "seed") and not key.startswith(("hydra", "model=", "logger")):
-                if key in ("model", "task", "eval", "passrate.k", "eval.limit") or key.endswith("steps"):
-                    continue
-                row[key] = value
-                variants.add(key)
+            if key in ("adapter", "objective", "seed") or _not_a_variant(key):
+                continue
+            row[key] = value
+            variants.add(key)
         geo = _json(job / "geometry_summary.json")
         if geo:
             row.update({f"geo:{k}": v for k, v in (geo.get("whole_model") or {}).items()})
@@ -86,6 +85,15 @@ def collect(sweep_dir: Path) -> tuple[pd.DataFrame, list[str]]:
             row.update(en)
         rows.append(row)
     return pd.DataFrame(rows), sorted(variants)
+
+
+# Overrides that select where or how a run is measured, not what is trained: never a table column.
+NOT_VARIANTS = ("sweeps", "name", "out_root", "force", "model", "task", "logger", "hydra", "report", "eval",
+                "entk", "passrate")
+
+
+def _not_a_variant(key: str) -> bool:
+    return key.split(".")[0].split("/")[0] in NOT_VARIANTS or key.endswith(".steps")
 
 
 def _config(job: Path):
@@ -228,7 +236,7 @@ def table5(done: pd.DataFrame, keys: list[str]) -> pd.DataFrame | None:
 
 
 def plot_curves(sweep_dir: Path, runs: pd.DataFrame, out: Path) -> Path | None:
-    """Loss (SFT and RLVR) and reward (RLVR) per step, one line per run."""
+    """SFT loss and RLVR reward per step, one line per run (GRPO's loss is ~0 by construction: not shown)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -244,15 +252,16 @@ def plot_curves(sweep_dir: Path, runs: pd.DataFrame, out: Path) -> Path | None:
         if log.empty:
             continue
         label = f"{r['adapter']}/{r['objective']}/s{r['seed']}"
-        if "loss" in log:
-            axes[0].plot(log["step"], log["loss"], label=label)
-            drawn = True
         if "reward" in log:
             axes[1].plot(log["step"], log["reward"], label=label)
+            drawn = True
+        elif "loss" in log:
+            axes[0].plot(log["step"], log["loss"], label=label)
+            drawn = True
     if not drawn:
         plt.close(fig)
         return None
-    axes[0].set(title="training loss", xlabel="step")
+    axes[0].set(title="SFT loss", xlabel="step")
     axes[1].set(title="RLVR mean reward", xlabel="step")
     for ax in axes:
         if ax.lines:
