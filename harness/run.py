@@ -60,8 +60,7 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
     obj = cfg.objective
     # Seeds are set before the adapter is built: TRL seeds only after get_peft_model.
     adapter = build_adapter(cfg.adapter, seed=cfg.seed)
-    kl_ref = obj.name == "rlvr" and float(obj.get("beta", 0.0)) > 0
-    trained = adapter.prepare(model, kl_reference=kl_ref)
+    trained = adapter.prepare(model)
     lr = float(obj.lr) if obj.get("lr") is not None else adapter.learning_rate(obj.name)
     rec.update(lr=lr)
     label = f"{cfg.adapter.name}/{obj.name}/seed{cfg.seed}"
@@ -77,6 +76,8 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
         save_file({k: v.to(store).contiguous() for k, v in delta.items()}, str(job_dir / "delta.safetensors"),
                   metadata={"base_dir": str(base), "adapter": cfg.adapter.name, "objective": obj.name})
     merged.eval()
+    if cfg.get("save_model", False):  # a full checkpoint, e.g. for `python -m harness.analyze base=... tuned=...`
+        models.save_checkpoint(merged, tok, job_dir / "model")
     rec.update(delta_norm=float(sum(v.float().pow(2).sum() for v in delta.values()) ** 0.5))
     after_training(cfg, job_dir, rec, merged, tok, task, base)
     free(model, trained, merged, original, delta, trainer)

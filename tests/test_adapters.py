@@ -32,7 +32,7 @@ def test_identity_at_init(name, tiny_base):
     ids = tok(["Calculate 1 + 2.\nAnswer:"], return_tensors="pt")
     before = model(**ids).logits.detach().clone()
     adapter = build_adapter(cfg.adapter, seed=0)
-    prepared = adapter.prepare(model, kl_reference=True)
+    prepared = adapter.prepare(model)
     after = prepared(**ids).logits.detach()
     torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
     delta = merged_delta(original, adapter.merged(prepared), names)
@@ -124,15 +124,24 @@ def test_sparse_update_stays_on_mask(tmp_path, tiny_base):
         assert (d[mask] != 0).any(), k
 
 
-def test_kl_reference_adapter_is_the_original_model(tiny_base):
-    """For residual-base adapters TRL's reference (adapter 'ref' active) must equal the original W0."""
+@pytest.mark.parametrize("name", ["pissa", "milora", "lora"])
+def test_kl_reference_is_the_original_model(name, tiny_base, tmp_path):
+    """With beta > 0, TRL's reference (its frozen 'ref' adapter active) must equal the original W0, also for
+    residual-base adapters, whose base alone is not the original model."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
     from trl.trainer.utils import use_adapter
 
-    cfg = compose("model=tiny", "adapter=milora")
+    cfg = compose("model=tiny", f"adapter={name}")
     model, tok = load_model(tiny_base)
     ids = tok(["Calculate 1 + 2.\nAnswer:"], return_tensors="pt")
     before = model(**ids).logits.detach().clone()
-    pm = build_adapter(cfg.adapter).prepare(model, kl_reference=True)
+    pm = build_adapter(cfg.adapter).prepare(model)
+    args = GRPOConfig(output_dir=str(tmp_path), beta=0.1, use_cpu=True, bf16=False, report_to="none",
+                      per_device_train_batch_size=2, num_generations=2, max_completion_length=4)
+    GRPOTrainer(model=pm, reward_funcs=[lambda completions, **_: [0.0] * len(completions)], args=args,
+                train_dataset=Dataset.from_list([{"prompt": "a"}, {"prompt": "b"}]), processing_class=tok)
+    assert "ref" in pm.peft_config
     with torch.no_grad():  # move the trainable adapter: the reference must not follow
         for p in pm.parameters():
             if p.requires_grad:

@@ -145,3 +145,20 @@ def test_bad_input_exits_2_with_one_line(sweep: Path, argv: list[str], value: st
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error:") and value in err[-1]
     assert "valid" in err[-1] or "no such" in err[-1]
+
+
+def test_pair_of_harness_checkpoints_matches_the_run(tmp_path) -> None:
+    """A run saved with save_model=true: analyzing (base dir, saved model) gives the run's own geometry."""
+    from tests.conftest import run_cli
+
+    r = run_cli("model=tiny", "logger=none", "objective.steps=2", "adapter=full", "save_model=true",
+                "eval.enabled=false", "entk.enabled=false", "objective.lr=0.01", out=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (run,) = [p.parent for p in tmp_path.rglob("run.json")]
+    base = json.loads((run / "run.json").read_text())["base_dir"]
+    analyze.main([str(run)])
+    analyze.main([f"base={base}", f"tuned={run / 'model'}", f"out={tmp_path / 'pair'}"])
+    a = json.loads((run / "geometry_summary.json").read_text())["whole_model"]
+    b = json.loads((tmp_path / "pair" / "geometry_summary.json").read_text())["whole_model"]
+    for key in ("drift", "sparsity_bf16", "sparsity_abs", "eff_rank", "angle_k16"):
+        assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key

@@ -52,8 +52,8 @@ class Adapter:
         self.cfg = cfg
         self.seed = seed
 
-    def prepare(self, model: torch.nn.Module, kl_reference: bool = False) -> torch.nn.Module:
-        """Return the model to train. ``kl_reference``: RLVR with beta > 0 will need the original model."""
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Return the model to train (seeded by ``self.seed``)."""
         raise NotImplementedError
 
     def merged(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -89,38 +89,20 @@ class PeftAdapter(Adapter):
     def after_init(self, model: torch.nn.Module) -> None:
         """Hook for inits peft lacks (MiLoRA)."""
 
-    def prepare(self, model: torch.nn.Module, kl_reference: bool = False) -> torch.nn.Module:
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         from peft import get_peft_model
 
         # Seeds are set before the adapter is built (TRL seeds only after), so inits are reproducible.
         torch.manual_seed(self.seed)
         pm = get_peft_model(model, self.peft_config(model))
         self.after_init(pm)
-        if kl_reference and self.residual_base:
-            add_reference_adapter(pm)
+        if self.residual_base:
+            # With beta > 0, TRL's GRPOTrainer copies the initial adapter into a frozen "ref" adapter and
+            # takes the KL reference with it active: residual + initial adapter = W0, the original model.
+            # It creates that adapter from this config, so the config must not re-run the residual init
+            # (PiSSA would then rewrite the already-residual base a second time).
+            pm.peft_config["default"].init_lora_weights = True
         return pm
 
     def merged(self, model: torch.nn.Module) -> torch.nn.Module:
         return copy.deepcopy(model).merge_and_unload(adapter_names=["default"])
-
-
-def add_reference_adapter(pm) -> None:
-    """Freeze a copy of the initial adapter under the name ``ref``.
-
-    TRL's GRPOTrainer computes the KL reference with adapter ``ref`` active when one exists (else with all
-    adapters disabled, which for a residual base is the residual, not the original model). Residual plus the
-    initial adapter is exactly the original weight W0.
-    """
-    from peft import LoraConfig
-
-    cfg = copy.deepcopy(pm.peft_config["default"])
-    assert isinstance(cfg, LoraConfig), "reference adapters are implemented for LoRA-family residual inits"
-    cfg.init_lora_weights = True  # plain init: must not rewrite the base a second time
-    pm.add_adapter("ref", cfg)
-    with torch.no_grad():
-        params = dict(pm.named_parameters())
-        for name, p in params.items():
-            if ".ref." in name:
-                p.copy_(params[name.replace(".ref.", ".default.")])
-                p.requires_grad_(False)
-    pm.set_adapter("default")

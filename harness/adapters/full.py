@@ -7,7 +7,7 @@ from harness.adapters.base import Adapter, register
 
 @register("full")
 class Full(Adapter):
-    def prepare(self, model: torch.nn.Module, kl_reference: bool = False) -> torch.nn.Module:
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         for p in model.parameters():
             p.requires_grad_(True)
         return model

@@ -54,7 +54,7 @@ def build_mask(w: torch.Tensor, density: float, criterion: str, gen: torch.Gener
 
 @register("sparse")
 class Sparse(Adapter):
-    def prepare(self, model: torch.nn.Module, kl_reference: bool = False) -> torch.nn.Module:
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         cfg = self.cfg
         gen = torch.Generator().manual_seed(self.seed)
         targets = set(cfg.get("target_modules") or PROJECTIONS)
