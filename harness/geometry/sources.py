@@ -35,7 +35,20 @@ def sort_names(names: Iterable[str]) -> list[str]:
     return sorted(names, key=lambda n: (matrix_kind(n)[0], order.get(matrix_kind(n)[1], len(order)), n))
 
 
-class Checkpoint:
+class _Tensors:
+    """Names and shapes of the tensors of a safetensors source, read from headers only."""
+
+    _shapes: dict[str, tuple[int, ...]]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._shapes)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self._shapes[name]
+
+
+class Checkpoint(_Tensors):
     """A Hugging Face checkpoint dir (one or more ``*.safetensors`` files), read lazily by tensor name."""
 
     def __init__(self, path: Path | str):
@@ -51,13 +64,6 @@ class Checkpoint:
                     self._where[k] = f
                     self._shapes[k] = tuple(fh.get_slice(k).get_shape())
         self._hash: str | None = None
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._where)
-
-    def shape(self, name: str) -> tuple[int, ...]:
-        return self._shapes[name]
 
     def get(self, name: str) -> torch.Tensor:
         with safe_open(str(self._where[name]), framework="pt") as fh:
@@ -99,7 +105,7 @@ def hash_files(files: list[Path]) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
-class RunDelta:
+class RunDelta(_Tensors):
     """ΔW of a run, from its ``delta.safetensors``; opening it checks the header (a corrupt file raises)."""
 
     def __init__(self, path: Path):
@@ -107,13 +113,6 @@ class RunDelta:
         with safe_open(str(path), framework="pt") as fh:
             self.metadata = fh.metadata() or {}
             self._shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._shapes)
-
-    def shape(self, name: str) -> tuple[int, ...]:
-        return self._shapes[name]
 
     def get(self, name: str) -> torch.Tensor:
         with safe_open(str(self.path), framework="pt") as fh:
