@@ -152,14 +152,14 @@ def entk_for_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base) -> dic
 
     ec = cfg.entk
     examples = probe_examples(task, ec.n_probe)
-    key = settings_hash({"base": str(base), "probe": [e.id for e in examples], "v": 1})
+    dtype = cfg.model.get("dtype", "float32")
+    key = settings_hash({"base": str(base), "probe": [e.id for e in examples], "dtype": dtype, "v": 1})
     cache = job_dir.parent / f"entk_base_{key}.pt"
     with cache_lock(f"entk-{key}"):
         if cache.exists():
             k0 = torch.load(cache)
         else:
-            base_model, base_tok = load_model(base, cfg.model.get("dtype", "float32"),
-                                              str(next(merged.parameters()).device))
+            base_model, base_tok = load_model(base, dtype, str(next(merged.parameters()).device))
             k0 = entk_gram(base_model, base_tok, examples, ec.batch_size)
             del base_model
             torch.save(k0, cache)
