@@ -64,10 +64,8 @@ def collect(sweep_dir: Path) -> tuple[pd.DataFrame, list[str]]:
         row["objective"] = (rec or {}).get("objective") or ov.get("objective") or _get(cfg, "objective.name")
         row["seed"] = (rec or {}).get("seed", ov.get("seed", _get(cfg, "seed")))
         for key, value in ov.items():
-            if key in ("adapter", "objective", "seed") or _not_a_variant(key):
-                continue
-            row[key] = value
-            variants.add(key)
+            if key not in ("adapter", "objective", "seed") and not _not_a_variant(key):
+                row[key] = value
         geo = _json(job / "geometry_summary.json")
         if geo:
             row.update({f"geo:{k}": v for k, v in (geo.get("whole_model") or {}).items()})
@@ -84,16 +82,25 @@ def collect(sweep_dir: Path) -> tuple[pd.DataFrame, list[str]]:
         if en:
             row.update(en)
         rows.append(row)
-    return pd.DataFrame(rows), sorted(variants)
+    df = pd.DataFrame(rows)
+    # A swept setting is a group column only where it takes more than one value in this sweep.
+    fixed = {"run", "status", "reason", "adapter", "objective", "seed"}
+    for key in [c for c in df.columns if c not in fixed and ":" not in c and not c.startswith(("acc_", "gain_",
+                                                                                                  "change_", "entk_"))]:
+        if df[key].astype(str).nunique() > 1:
+            variants.add(key)
+        else:
+            df = df.drop(columns=key)
+    return df, sorted(variants)
 
 
 # Overrides that select where or how a run is measured, not what is trained: never a table column.
-NOT_VARIANTS = ("sweeps", "name", "out_root", "force", "model", "task", "logger", "hydra", "report", "eval",
-                "entk", "passrate")
+NOT_VARIANTS = ("sweeps", "name", "out_root", "force", "logger", "hydra", "report", "eval", "entk", "passrate",
+                "save_model", "store_dtype")
 
 
 def _not_a_variant(key: str) -> bool:
-    return key.split(".")[0].split("/")[0] in NOT_VARIANTS or key.endswith(".steps")
+    return key.split(".")[0].split("/")[0] in NOT_VARIANTS
 
 
 def _config(job: Path):
