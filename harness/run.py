@@ -40,7 +40,6 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
     from harness.adapters import analyzed_weights, build_adapter, merged_delta
     from harness.adapters.base import clone_state
     from harness.objectives import train
-    from harness.objectives.common import free
     from harness.tasks import build_task
 
     if cfg.get("eval") and cfg.eval.get("enabled", False):
@@ -80,7 +79,6 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
         models.save_checkpoint(merged, tok, job_dir / "model")
     rec.update(delta_norm=float(sum(v.float().pow(2).sum() for v in delta.values()) ** 0.5))
     after_training(cfg, job_dir, rec, merged, tok, task, base)
-    free(model, trained, merged, original, delta, trainer)
 
 
 def after_training(cfg: DictConfig, job_dir: Path, rec: RunRecord, merged, tok, task, base) -> None:
@@ -106,6 +104,7 @@ def after_training(cfg: DictConfig, job_dir: Path, rec: RunRecord, merged, tok, 
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    from harness.objectives.common import free_memory
     from harness.wandb_run import finish_wandb, start_wandb
 
     job_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -126,6 +125,7 @@ def main(cfg: DictConfig) -> None:
         print(f"[harness] FAILED {job_dir.name}: {reason}", file=sys.stderr, flush=True)
     finally:
         finish_wandb(rec)
+        free_memory()  # the basic launcher runs the next job in this process
     print(f"[harness] {rec.data['status']} in {rec.data['timings'].get('total', 0):.1f}s: {job_dir}", flush=True)
 
 

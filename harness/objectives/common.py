@@ -73,11 +73,10 @@ class LogCallback(TrainerCallback):
                 raise NonFiniteLoss(f"non-finite {key} {row[key]} at step {state.global_step}")
 
 
-def free(*objs: Any) -> None:
-    """Drop references and return memory between jobs (the basic launcher runs them in one process)."""
+def free_memory() -> None:
+    """Collect the finished job's objects and return cached GPU memory before the next job."""
     import gc
 
-    del objs
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
