@@ -52,6 +52,7 @@ class RunRecord:
         return self.data.get("status")
 
     def start(self, cfg: DictConfig) -> None:
+        self.t0 = time.time()
         self.data = {
             "status": "running", "reason": None, "seed": cfg.seed, "name": cfg.get("name"),
             "adapter": cfg.adapter.name, "objective": cfg.objective.name, "task": cfg.task.name,

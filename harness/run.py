@@ -104,14 +104,23 @@ def after_training(cfg: DictConfig, job_dir: Path, rec: RunRecord, merged, tok, 
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from harness.objectives.common import free_memory
-    from harness.wandb_run import finish_wandb, start_wandb
+    from harness.slots import default_slots, job_slot
 
-    job_dir = Path(HydraConfig.get().runtime.output_dir)
+    hc = HydraConfig.get()
+    job_dir = Path(hc.runtime.output_dir)
     rec = RunRecord(job_dir)
     if rec.status() == "done" and not cfg.get("force", False):
         print(f"[harness] skip {job_dir.name}: already done", flush=True)
         return
+    slots = cfg.get("max_local_jobs") or default_slots(hc.launcher.get("_target_"))
+    with job_slot(job_dir.parent, slots):
+        run_job(cfg, job_dir, rec)
+
+
+def run_job(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
+    from harness.objectives.common import free_memory
+    from harness.wandb_run import finish_wandb, start_wandb
+
     rec.start(cfg)
     print(f"[harness] run {job_dir}", flush=True)
     start_wandb(cfg, job_dir)
