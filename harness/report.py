@@ -336,8 +336,8 @@ def build_report(sweep_dir: Path, wandb_log: bool = True) -> Path:
     other = [s for s in SECTIONS if s is not geometry_section]
     for section in other:
         text = section(sweep_dir)
-        if text:
-            parts.append(text.strip() + "\n")
+        if text:  # the unlearnability section is the papers' Table 4
+            parts.append(text.strip().replace("## Unlearnability", "## Table 4 — unlearnability", 1) + "\n")
     if "table5_entk" in tables:
         parts.append(f"## {titles['table5_entk']}\n\n{markdown(tables['table5_entk'])}\n")
     figures = plot_figures(sweep_dir, runs, out_dir)
@@ -361,7 +361,7 @@ def plot_figures(sweep_dir: Path, runs: pd.DataFrame, out_dir: Path) -> list[Pat
     curves = plot_curves(sweep_dir, runs, out_dir / "curves.png")
     if curves:
         figs.append(curves)
-    for pattern in ("plots/*.png", "unlearnability*/*.png", "unlearn*/*.png"):
+    for pattern in ("plots/*.png", "unlearnability/*.png"):  # the analyzer's and the unlearnability plots
         figs.extend(sorted(p for p in sweep_dir.glob(pattern) if p.is_file()))
     return figs
 

@@ -129,6 +129,12 @@ def test_section_on_real_sweep(sweep):
     assert (work / "report" / "unlearnability_scatter.png").exists()
 
 
+def test_sweep_report_has_table_4(sweep):
+    work, _ = sweep
+    text = (work / "out" / "u" / "report.md").read_text()  # written when the multirun ended
+    assert "## Table 4 — unlearnability" in text and "SFT cross-check" in text
+
+
 def test_sweep_file():
     from tests.conftest import compose
 
