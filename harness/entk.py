@@ -46,9 +46,12 @@ def _probe_batch(tok, examples, device):
     return ids.to(device), attn.to(device), amask.to(device)
 
 
-def answer_logprob(model, ids, attn, amask) -> torch.Tensor:
-    """f_i = Σ log p(answer token | prefix), per example."""
-    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
+def answer_logprob(model, ids, attn, amask, inputs_embeds=None) -> torch.Tensor:
+    """f_i = Σ log p(answer token | prefix), per example (from ``inputs_embeds`` when given)."""
+    if inputs_embeds is None:
+        logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
+    else:
+        logits = model(inputs_embeds=inputs_embeds, attention_mask=attn).logits[:, :-1].float()
     logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
     return (logp * amask[:, 1:]).sum(-1)
 
@@ -79,10 +82,9 @@ def entk_gram(model, tok, examples, batch_size: int = 16) -> torch.Tensor:
         ds: dict[int, list] = {id(m): [] for m in layers}
         for i in range(0, len(examples), batch_size):
             ids, attn, amask = _probe_batch(tok, examples[i:i + batch_size], device)
+            # weights are frozen: gradients flow from embeddings that require grad, so layer outputs do too
             embeds = model.get_input_embeddings()(ids).detach().requires_grad_(True)
-            logits = model(inputs_embeds=embeds, attention_mask=attn).logits[:, :-1].float()
-            logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-            (logp * amask[:, 1:]).sum().backward()
+            answer_logprob(model, ids, attn, amask, inputs_embeds=embeds).sum().backward()
             keep = attn.bool()
             for m in layers:
                 x, d = captured[id(m)]
@@ -142,16 +144,12 @@ def plain_copy(model):
     return fresh.to(next(model.parameters()).device)
 
 
-def probe_examples(task, n: int):
-    return task.test[:n]
-
-
 def entk_for_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base) -> dict[str, float]:
     """Gram at the base (cached next to the sweep) and after the run; writes ``entk.json``."""
     from harness.models import cache_lock, load_model, settings_hash
 
     ec = cfg.entk
-    examples = probe_examples(task, ec.n_probe)
+    examples = task.test[: ec.n_probe]  # a fixed probe set: the first N held-out prompts
     dtype = cfg.model.get("dtype", "float32")
     key = settings_hash({"base": str(base), "probe": [e.id for e in examples], "dtype": dtype, "v": 1})
     cache = job_dir.parent / f"entk_base_{key}.pt"

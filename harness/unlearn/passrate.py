@@ -57,20 +57,6 @@ def sample_completions(model, tok, examples, k: int = 8, temperature: float = 0.
     return out
 
 
-def sample_scores(model, tok, examples, score, k: int = 8, temperature: float = 0.7, max_new_tokens: int = 16,
-                  batch_size: int = 64, seed: int = 0, desc: str = "pass@1") -> dict[str, list[float]]:
-    """Scores of K sampled completions per example, batched over prompts x samples."""
-    gold = {e.id: e.answer for e in examples}
-    samples = sample_completions(model, tok, examples, k=k, temperature=temperature,
-                                 max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, desc=desc)
-    return {pid: [score(s["text"], gold[pid]) for s in outs] for pid, outs in samples.items()}
-
-
-def pass_rates(model, tok, examples, score, **kw) -> dict[str, float]:
-    """pass@1 per example id (mean score over K samples)."""
-    return {pid: sum(s) / len(s) for pid, s in sample_scores(model, tok, examples, score, **kw).items()}
-
-
 # --- settings and the start cache ------------------------------------------------------------------------
 
 
