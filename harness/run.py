@@ -25,10 +25,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from harness import CONF_DIR as PACKAGE_CONF  # noqa: E402
 from harness.cli import validate_argv  # noqa: E402
 from harness.record import RunRecord  # noqa: E402
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(PACKAGE_CONF)
 
 
 def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:

@@ -13,7 +13,7 @@ from harness.models import load_model
 from tests.conftest import ROOT, compose, run_cli
 
 # Every file in conf/adapter/ is tested; `peft` (config given by the user) gets a LoHa config here.
-ADAPTERS = sorted(p.stem for p in (ROOT / "conf" / "adapter").glob("*.yaml"))
+ADAPTERS = sorted(p.stem for p in (ROOT / "harness" / "conf" / "adapter").glob("*.yaml"))
 EXTRA = {"peft": ["+adapter.peft_config={_target_:peft.LoHaConfig,r:4,alpha:8,target_modules:all-linear}"]}
 
 
