@@ -28,8 +28,12 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from harness import CONF_DIR as PACKAGE_CONF  # noqa: E402
 from harness.cli import validate_argv  # noqa: E402
 from harness.record import RunRecord  # noqa: E402
+from harness.overrides import job_dir_name  # noqa: E402
 
 CONF_DIR = str(PACKAGE_CONF)
+# Sweep job directory names (conf/config.yaml hydra.sweep.subdir). Registered on import, so that launchers
+# which run jobs in other processes (submitit) resolve it too.
+OmegaConf.register_new_resolver("harness_job_dir", lambda items: job_dir_name(list(items)), replace=True)
 
 
 def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:

@@ -14,10 +14,9 @@ from collections.abc import Callable
 import torch
 from omegaconf import DictConfig
 
-REGISTRY: dict[str, type[Adapter]] = {}
+from harness.weights import PROJECTIONS, analyzed_weights  # noqa: F401 (the one rule; re-exported)
 
-# Leaf names of the matrices the analyzer studies (attention and MLP projections of Llama-style models).
-PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+REGISTRY: dict[str, type[Adapter]] = {}
 
 
 def register(name: str) -> Callable[[type[Adapter]], type[Adapter]]:
@@ -27,18 +26,6 @@ def register(name: str) -> Callable[[type[Adapter]], type[Adapter]]:
         return cls
 
     return deco
-
-
-def analyzed_weights(state: dict[str, torch.Tensor], include_embeddings: bool = False) -> list[str]:
-    """Names of the 2-D weights whose update is stored and analyzed."""
-    names = []
-    for k, v in state.items():
-        if v.ndim != 2 or not k.endswith(".weight"):
-            continue
-        leaf = k.rsplit(".", 2)[-2]
-        if leaf in PROJECTIONS or (include_embeddings and ("embed" in k or "lm_head" in k)):
-            names.append(k)
-    return names
 
 
 class Adapter:

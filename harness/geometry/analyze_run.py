@@ -24,24 +24,23 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from harness.callbacks import sweep_runs
 from harness.geometry import plots
 from harness.geometry.aggregate import aggregate, jsonable, summary_header, summary_line
 from harness.geometry.cross import cross_run
 from harness.geometry.metrics import Settings, batch_metrics, columns
-from harness.geometry.sources import (
-    Checkpoint,
-    PairDelta,
-    RunDelta,
-    atomic_write_text,
-    matrix_kind,
-    sort_names,
-)
+from harness.geometry.sources import Checkpoint, PairDelta, RunDelta, matrix_kind, sort_names
 from harness.geometry.spectra import SpectraCache, by_shape, chunks, gram_decomp
-from harness.record import read_run
+from harness.store import atomic_write_text, settings_hash
+from harness.sweep import DELTA, RunDir, run_dirs
 
 ANALYZER_VERSION = 1  # bump when a metric's computation changes: stored analyses are then recomputed
-DELTA = "delta.safetensors"
+
+
+def settings_tag(settings: Settings) -> str:
+    """File-name tag of an analysis: '' for the default settings (what the report reads), else '.<hash>', so
+    analyses with other settings (``python -m harness.analyze <sweep> k=8``) sit beside it, never over it."""
+    fp = settings.fingerprint()
+    return "" if fp == Settings().fingerprint() else "." + settings_hash(fp, 8)
 
 
 class RunError(Exception):
@@ -116,7 +115,8 @@ def analyze_one(label: str, out_dir: Path, base: Checkpoint, delta: RunDelta | P
     """Analyze one ΔW into ``out_dir`` (or reuse a stored analysis with the same fingerprint)."""
     fingerprint = {"analyzer": ANALYZER_VERSION, "settings": settings.fingerprint(), "delta": delta.stamp(),
                    "base": base.weights_hash()}
-    csv_path, json_path = out_dir / "geometry.csv", out_dir / "geometry_summary.json"
+    tag = settings_tag(settings)
+    csv_path, json_path = out_dir / f"geometry{tag}.csv", out_dir / f"geometry_summary{tag}.json"
     if not force and csv_path.exists() and json_path.exists():
         try:
             summary = json.loads(json_path.read_text())
@@ -127,6 +127,7 @@ def analyze_one(label: str, out_dir: Path, base: Checkpoint, delta: RunDelta | P
     t0 = time.perf_counter()
     table = analyze_delta(base, delta, settings)
     summary = {"label": label, **info, "base_dir": str(base.path), "fingerprint": fingerprint,
+               "settings": settings.fingerprint(),
                "analyze_s": round(time.perf_counter() - t0, 3), **aggregate(table)}
     summary = jsonable(summary)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -135,37 +136,38 @@ def analyze_one(label: str, out_dir: Path, base: Checkpoint, delta: RunDelta | P
     return Analysis(label, out_dir, table, summary, base, delta)
 
 
-def load_job(job_dir: Path) -> tuple[dict, Checkpoint, RunDelta]:
-    """run.json, base checkpoint and delta of a run dir; :class:`RunError` with the reason if unusable."""
-    rec = read_run(job_dir)
+def load_job(run: RunDir) -> tuple[Checkpoint, RunDelta]:
+    """Base checkpoint and delta of a run; :class:`RunError` with the reason if unusable."""
+    rec = run.record
     if rec is None:
         raise RunError("run.json missing or unreadable")
-    if rec.get("status") != "done":
-        why = f" ({rec['reason']})" if rec.get("reason") else ""
-        raise RunError(f"status {rec.get('status')!r}{why}")
-    if not (job_dir / DELTA).exists():
+    if run.status != "done":
+        raise RunError(f"status {run.status!r}" + (f" ({run.reason})" if run.reason else ""))
+    if not run.file(DELTA).exists():
         raise RunError(f"no {DELTA}")
     try:
-        delta = RunDelta(job_dir / DELTA)
+        delta = run.delta()
     except Exception as exc:  # safetensors raises its own error types for a corrupt header
         raise RunError(f"{DELTA} unreadable ({type(exc).__name__}: {exc})") from exc
-    base_dir = rec.get("base_dir") or delta.metadata.get("base_dir")
+    base_dir = run.base_dir or delta.metadata.get("base_dir")
     if not base_dir or not Path(base_dir).is_dir():
         raise RunError(f"base checkpoint {base_dir!r} not found")
-    return rec, Checkpoint(base_dir), delta
+    return Checkpoint(base_dir), delta
 
 
-def run_label(rec: dict, job_dir: Path) -> str:
-    if rec.get("adapter") and rec.get("objective"):
-        return f"{rec['adapter']}/{rec['objective']}/s{rec.get('seed', 0)}"
-    return job_dir.name
+def run_label(run: RunDir) -> str:
+    if run.record and run.record.get("adapter") and run.record.get("objective"):
+        return f"{run.identity('adapter')}/{run.identity('objective')}/s{run.seed}"
+    return run.name
 
 
-def analyze_job(job_dir: Path, settings: Settings, force: bool = False) -> Analysis:
-    rec, base, delta = load_job(job_dir)
-    info = {k: rec.get(k) for k in ("adapter", "objective", "seed", "task", "model")} | {"run": job_dir.name}
+def analyze_job(run: RunDir | Path, settings: Settings, force: bool = False) -> Analysis:
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    base, delta = load_job(run)
+    info = {"adapter": run.identity("adapter"), "objective": run.identity("objective"), "seed": run.seed,
+            "task": run.identity("task"), "model": run.identity("model"), "run": run.name}
     try:
-        return analyze_one(run_label(rec, job_dir), job_dir, base, delta, settings, info, force)
+        return analyze_one(run_label(run), run.path, base, delta, settings, info, force)
     except RunError:
         raise
     except Exception as exc:  # e.g. a truncated tensor in the delta: the run is skipped, not the sweep
@@ -176,7 +178,7 @@ def write_plots(results: list[Analysis], out_dir: Path, settings: Settings) -> l
     """Layers, spectrum and energy plots of some analyses (which share a base) into ``out_dir/plots``."""
     k = settings.labels()[0]
     tables = {a.label: a.table for a in results}
-    pdir = out_dir / "plots"
+    pdir = out_dir / f"plots{settings_tag(settings)}"
     files = [plots.plot_layers(tables, k, pdir / "geometry_layers.png"),
              plots.plot_energy(tables, k, pdir / "geometry_energy.png")]
     first = results[0]
@@ -218,13 +220,13 @@ def report(results: list[Analysis], settings: Settings, title: str) -> str:
 
 def analyze_sweep(sweep_dir: Path, settings: Settings, force: bool = False) -> str:
     """Analyze every run of a sweep, then the cross-run table and the plots; returns the printed summary."""
-    jobs = sweep_runs(sweep_dir)
+    jobs = run_dirs(sweep_dir)
     results: list[Analysis] = []
-    for job_dir, _ in jobs:
+    for run in jobs:
         try:
-            results.append(analyze_job(job_dir, settings, force))
+            results.append(analyze_job(run, settings, force))
         except RunError as exc:
-            warn(job_dir.name, str(exc))
+            warn(run.name, str(exc))
     skipped = len(jobs) - len(results)
     title = f"{sweep_dir} ({len(results)} runs analyzed" + (f", {skipped} skipped)" if skipped else ")")
     if not results:
@@ -233,15 +235,16 @@ def analyze_sweep(sweep_dir: Path, settings: Settings, force: bool = False) -> s
     runs = pd.DataFrame([{"label": a.label, "run": a.out_dir.name,
                           **{k: a.summary.get(k) for k in ("adapter", "objective", "seed")},
                           **a.summary["whole_model"]} for a in results])
-    _write_table(runs, sweep_dir / "geometry_runs.csv")
+    tag = settings_tag(settings)
+    _write_table(runs, sweep_dir / f"geometry_runs{tag}.csv")
     text = [report(results, settings, title)]
     cross = cross_tables(results)
     if cross is not None:
-        _write_table(cross, sweep_dir / "cross_run.csv")
+        _write_table(cross, sweep_dir / f"cross_run{tag}.csv")
         text.append(cross_text(cross))
     write_plots(results, sweep_dir, settings)
-    text.append(f"  files: geometry.csv + geometry_summary.json per run; {sweep_dir}/geometry_runs.csv, "
-                f"cross_run.csv, plots/geometry_*.png")
+    text.append(f"  files: geometry{tag}.csv + geometry_summary{tag}.json per run; {sweep_dir}/"
+                f"geometry_runs{tag}.csv, cross_run{tag}.csv, plots{tag}/geometry_*.png")
     return "\n".join(text)
 
 
@@ -279,7 +282,9 @@ def analyze_run_dir(job_dir: Path, settings: Settings, force: bool = False) -> s
         warn(job_dir.name, str(exc))
         return f"geometry: {job_dir} (0 runs analyzed, 1 skipped)"
     write_plots([a], job_dir, settings)
-    return report([a], settings, str(job_dir)) + f"\n  files: {job_dir}/geometry.csv, geometry_summary.json, plots/"
+    tag = settings_tag(settings)
+    return report([a], settings, str(job_dir)) + (f"\n  files: {job_dir}/geometry{tag}.csv, "
+                                                   f"geometry_summary{tag}.json, plots{tag}/")
 
 
 def analyze_pair(base_dir: Path, tuned_dir: Path, out_dir: Path, settings: Settings, force: bool = False) -> str:

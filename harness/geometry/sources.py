@@ -4,9 +4,6 @@ so memory stays at one batch of matrices whatever the model size."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,8 +11,8 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from harness.adapters.base import PROJECTIONS, analyzed_weights
-from harness.models import cache_lock, cache_root
+from harness.store import weights_hash
+from harness.weights import PROJECTIONS, analyzed_weights
 
 # Module types in the order tables list them: q_proj -> "q", ..., down_proj -> "down".
 MODULES = tuple(p.removesuffix("_proj") for p in PROJECTIONS)
@@ -78,31 +75,8 @@ class Checkpoint(_Tensors):
         """sha256 of the checkpoint's safetensors bytes, memoized by (path, size, mtime) on disk: sound (a
         changed file is re-hashed) and cheap (a 500 MB checkpoint is hashed once, not on every analysis)."""
         if self._hash is None:
-            self._hash = hash_files(self.files)
+            self._hash = weights_hash(self.path)
         return self._hash
-
-
-def hash_files(files: list[Path]) -> str:
-    index_path = cache_root() / "spectra" / "hashes.json"
-    index_path.parent.mkdir(parents=True, exist_ok=True)
-    with cache_lock("spectra-hashes"):
-        try:
-            index = json.loads(index_path.read_text())
-        except (OSError, ValueError):
-            index = {}
-        parts, changed = [], False
-        for f in files:
-            st = f.stat()
-            key, stamp = str(f.resolve()), [st.st_size, st.st_mtime_ns]
-            entry = index.get(key)
-            if not entry or entry.get("stamp") != stamp:
-                with open(f, "rb") as fh:
-                    entry = {"stamp": stamp, "sha256": hashlib.file_digest(fh, "sha256").hexdigest()}
-                index[key], changed = entry, True
-            parts.append(f"{f.name}:{entry['sha256']}")
-        if changed:
-            atomic_write_text(index_path, json.dumps(index, indent=1))
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
 class RunDelta(_Tensors):
@@ -142,10 +116,3 @@ class PairDelta:
 
     def stamp(self) -> list[int]:
         return [f.stat().st_mtime_ns for f in self.tuned.files]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temp file beside ``path`` and rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from harness.geometry.sources import Checkpoint, atomic_write_text
+from harness.geometry.sources import Checkpoint
 from harness.models import cache_lock, cache_root
+from harness.store import atomic_write_text
 
 CACHE_VERSION = 1  # bump when the cached quantities change meaning
 
