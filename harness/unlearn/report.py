@@ -1,7 +1,7 @@
 """Sweep-level unlearnability analysis: ``unlearnability.csv``, a markdown summary, and plots.
 
-Runs are grouped into *conditions*: adapter, objective and every other swept override except the seed (and
-settings that do not change training: logger, eval, passrate, names). An RLVR condition is paired with the SFT
+Runs are grouped into *conditions* by :class:`harness.sweep.Sweep`: adapter, objective and every other swept
+setting except the seed. An RLVR condition is paired with the SFT
 condition that differs from it only in the objective, seed for seed, for the SFT cross-check.
 """
 
@@ -26,8 +26,6 @@ from harness.unlearn.classify import (
     spread,
 )
 
-IGNORED_KEYS = {"seed", "sweeps", "name", "out_root", "force", "logger", "adapter", "objective"}
-IGNORED_PREFIXES = ("hydra", "passrate.", "eval.", "eval", "wandb", "logger.")
 COLORS = {EASY: "#9e9e9e", LEARNABLE: "#2e7d32", UNLEARNABLE: "#c62828", NEVER: "#1565c0", MIXED: "#ff8f00"}
 SIM_GROUPS = (EASY, LEARNABLE, UNLEARNABLE)
 
@@ -35,59 +33,29 @@ SIM_GROUPS = (EASY, LEARNABLE, UNLEARNABLE)
 # --- loading ---------------------------------------------------------------------------------------------
 
 
-def _overrides(job: Path) -> list[str]:
-    from omegaconf import OmegaConf
-
-    path = job / ".hydra" / "overrides.yaml"
-    return [str(o) for o in OmegaConf.load(path)] if path.exists() else []
-
-
-def _extra(overrides: list[str], drop_objective: bool) -> str:
-    keep = []
-    for o in overrides:
-        key = o.split("=", 1)[0].lstrip("+~")
-        if key in IGNORED_KEYS or key.startswith(IGNORED_PREFIXES):
-            continue
-        if drop_objective and key.startswith("objective."):
-            continue
-        keep.append(o.lstrip("+~"))
-    return ",".join(sorted(keep))
-
-
-def _tau(job: Path, default: float = 0.1) -> float:
-    from omegaconf import OmegaConf
-
-    path = job / ".hydra" / "config.yaml"
-    if not path.exists():
-        return default
-    cfg = OmegaConf.load(path)
-    return float(OmegaConf.select(cfg, "passrate.tau", default=default))
-
-
 def load_sweep(sweep_dir: Path) -> pd.DataFrame | None:
-    """Every done run's prompts.csv, one row per (run, prompt), with run columns; None without any."""
-    from harness.callbacks import sweep_runs
-    from harness.record import read_run
+    """Every done run's prompts.csv, one row per (run, prompt), with run columns; None without any.
 
-    sweep_dir = Path(sweep_dir)
-    runs = sweep_runs(sweep_dir)
-    if not runs and (sweep_dir / "prompts.csv").exists():  # a single run dir
-        runs = [(sweep_dir, read_run(sweep_dir))]
+    ``condition`` and ``pair`` come from :class:`harness.sweep.Sweep`: runs that differ in any swept setting
+    other than the seed are never pooled; ``pair`` (the SFT cross-check) drops only the objective and its
+    ``objective.*`` settings.
+    """
+    from harness.sweep import load_sweep as read_sweep
+
+    sweep = read_sweep(Path(sweep_dir))
     frames = []
-    for job, rec in runs:
-        if not rec or rec.get("status") != "done" or not (job / "prompts.csv").exists():
+    for row in sweep.done.to_dict("records"):
+        run = sweep.run(row["run"])
+        df = run.prompts()
+        if df is None:
             continue
-        df = pd.read_csv(job / "prompts.csv", dtype={"prompt_id": str, "group": str})
-        ov = _overrides(job)
-        adapter, objective = rec.get("adapter", "?"), rec.get("objective", "?")
-        extra = _extra(ov, drop_objective=False)
-        pair_extra = _extra(ov, drop_objective=True)
-        df["run"] = job.name
-        df["adapter"], df["objective"], df["seed"] = adapter, objective, int(rec.get("seed", 0))
-        df["condition"] = f"{adapter}/{objective}" + (f" [{extra}]" if extra else "")
-        df["pair"] = adapter + (f" [{pair_extra}]" if pair_extra else "")
-        df["tau"] = _tau(job)
-        df["_job"] = str(job)
+        df["run"] = run.name
+        df["adapter"], df["objective"], df["seed"] = row["adapter"], row["objective"], int(row["seed"] or 0)
+        df["condition"] = row["condition"]
+        pair_extra = ",".join(f"{k}={row[k]}" for k in sweep.settings if not k.startswith("objective"))
+        df["pair"] = row["adapter"] + (f" [{pair_extra}]" if pair_extra else "")
+        df["tau"] = float(run.get("passrate.tau", 0.1))
+        df["_job"] = str(run.path)
         frames.append(df)
     if not frames:
         return None
@@ -394,9 +362,6 @@ def unlearnability_section(sweep_dir: Path, out_dir: Path | None = None, n_boot:
 
 
 def _n_boot(job: Path) -> int:
-    from omegaconf import OmegaConf
+    from harness.sweep import RunDir
 
-    path = job / ".hydra" / "config.yaml"
-    if not path.exists():
-        return 1000
-    return int(OmegaConf.select(OmegaConf.load(path), "passrate.grad_sim.n_boot", default=1000))
+    return int(RunDir(job).get("passrate.grad_sim.n_boot", 1000))
