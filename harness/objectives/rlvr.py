@@ -1,12 +1,15 @@
 """RLVR with TRL's GRPOTrainer: the task's exact-answer scorer is the reward.
 
-The reward function also keeps the rollout ledger: per step and prompt id, how many rollouts and how many
-correct ones were seen (from the reward function's own arguments, no second generation pass).
+The reward function also keeps the rollout ledger, from its own arguments (no second generation pass): per step
+and prompt id, how many rollouts and how many correct ones were seen (``ledger.csv``), and the token ids of the
+first correct rollouts of each prompt (``correct_rollouts.jsonl``), whose gradients the unlearnability analysis
+compares (:mod:`harness.unlearn.gradsim`).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -15,32 +18,47 @@ from trl import GRPOConfig, GRPOTrainer
 
 from harness.objectives.common import LogCallback, trainer_args
 
+# Correct rollouts kept per prompt: the gradient similarity differentiates up to passrate.grad_sim.max_rollouts
+# (default 4) of them; the first ones in training order, so the file stays small (prompts x 4 x completion length).
+KEEP_CORRECT = 4
+
 
 class Ledger:
-    """Rollouts and correct rollouts per (step, prompt id)."""
+    """Rollouts and correct rollouts per (step, prompt id), and the first ``keep`` correct rollouts per prompt."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = KEEP_CORRECT) -> None:
         self.counts: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
+        self.keep = keep
+        self.correct: dict[str, list[dict]] = defaultdict(list)
 
-    def add(self, step: int, pid: str, correct: bool) -> None:
+    def add(self, step: int, pid: str, correct: bool, ids: list[int] | None = None, text: str | None = None) -> None:
         c = self.counts[(step, pid)]
         c[0] += 1
         c[1] += int(correct)
+        if correct and ids is not None and len(self.correct[pid]) < self.keep:
+            self.correct[pid].append({"prompt_id": pid, "step": step, "ids": [int(i) for i in ids], "text": text})
 
     def write(self, path: Path) -> None:
+        """``ledger.csv`` at ``path`` and ``correct_rollouts.jsonl`` beside it."""
         with path.open("w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["step", "prompt_id", "rollouts", "correct"])
             for (step, pid), (n, k) in sorted(self.counts.items()):
                 w.writerow([step, pid, n, k])
+        with (path.parent / "correct_rollouts.jsonl").open("w") as fh:
+            for pid in sorted(self.correct):
+                for r in self.correct[pid]:
+                    fh.write(json.dumps(r) + "\n")
 
 
 def make_reward(task, ledger: Ledger):
-    def exact_answer(prompts, completions, answer, prompt_id, trainer_state=None, **_):
+    def exact_answer(prompts, completions, answer, prompt_id, completion_ids=None, trainer_state=None, **_):
         step = trainer_state.global_step if trainer_state is not None else 0
         scores = [task.score(c, a) for c, a in zip(completions, answer)]
-        for pid, s in zip(prompt_id, scores):
-            ledger.add(step, pid, s > 0)
+        # TRL passes each completion's token ids, up to and including EOS (what the policy gradient acts on)
+        ids = completion_ids if completion_ids is not None else [None] * len(scores)
+        for pid, s, cid, text in zip(prompt_id, scores, ids, completions):
+            ledger.add(step, pid, s > 0, cid, text if isinstance(text, str) else None)
         return scores
 
     return exact_answer
@@ -48,7 +66,8 @@ def make_reward(task, ledger: Ledger):
 
 def train(model, tokenizer, task, cfg, lr: float, seed: int, out_dir: Path, device: str = "cpu",
           label: str = "rlvr"):
-    """Train ``model`` in place with GRPO for ``cfg.steps`` steps; writes ``ledger.csv``."""
+    """Train ``model`` in place with GRPO for ``cfg.steps`` steps; writes ``ledger.csv`` and
+    ``correct_rollouts.jsonl``."""
     args = GRPOConfig(
         **trainer_args(cfg, out_dir, lr, seed, device),
         # TRL counts completions, not prompts, in the batch size.
@@ -63,7 +82,7 @@ def train(model, tokenizer, task, cfg, lr: float, seed: int, out_dir: Path, devi
         vllm_mode=cfg.get("vllm_mode", "colocate"),
         log_completions=False,
     )
-    ledger = Ledger()
+    ledger = Ledger(int(cfg.get("keep_correct", KEEP_CORRECT)))
     data = Dataset.from_list(task.rl_rows("train"))
     tokenizer.padding_side = "left"
     trainer = GRPOTrainer(model=model, reward_funcs=[make_reward(task, ledger)], args=args,
