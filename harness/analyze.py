@@ -17,6 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # as in harness.run: no hub access unless asked for
 
+from harness import CONF_DIR  # noqa: E402
 from harness.geometry.analyze_run import (  # noqa: E402
     OptionError,
     analyze_pair,
@@ -26,7 +27,6 @@ from harness.geometry.analyze_run import (  # noqa: E402
 )
 from harness.geometry.metrics import TOPK_METHODS, Settings  # noqa: E402
 
-from harness import CONF_DIR  # noqa: E402
 BOOL = {"true": True, "false": False}
 
 # Valid key=value options (sections may add theirs).
@@ -56,9 +56,14 @@ def geometry_section(target: Path) -> str | None:
 
 
 def accuracy(target: Path) -> str | None:
-    from harness.evaluate import accuracy_section
+    from harness.report.base import Context, markdown
+    from harness.report.sections.accuracy import accuracy_table
+    from harness.sweep import load_sweep
 
-    return None if is_run_dir(target) else accuracy_section(target)
+    if is_run_dir(target):
+        return None
+    table = accuracy_table(Context(load_sweep(target), target / "report"))
+    return None if table is None else "accuracy (lm-eval; mean over seeds ± 95 % half-width, Δ vs base)\n" + markdown(table)
 
 
 def unlearnability(target: Path) -> str | None:

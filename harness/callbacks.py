@@ -1,7 +1,9 @@
-"""Hydra callbacks: when a multirun ends, a summary (statuses, total wall time) and the sweep report."""
+"""Hydra callbacks: when a multirun ends, a summary (statuses, total wall time), the sweep report, and an exit
+code that says whether every run succeeded."""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -9,12 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from harness.record import read_run
-
-
-def sweep_runs(sweep_dir: Path) -> list[tuple[Path, dict | None]]:
-    """Job dirs of a sweep (those with a .hydra config) and their run.json (None if missing/corrupt)."""
-    return [(p.parent.parent, read_run(p.parent.parent)) for p in sorted(sweep_dir.glob("*/.hydra/config.yaml"))]
+from harness.sweep import run_dirs
 
 
 class SweepSummary(Callback):
@@ -23,14 +20,15 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        runs = sweep_runs(sweep_dir)
+        runs = run_dirs(sweep_dir)
+        t0 = getattr(self, "t0", time.time())
         print(f"\n[harness] sweep {sweep_dir}: {len(runs)} runs", flush=True)
-        for job, rec in runs:
-            status = rec["status"] if rec else "missing"
-            total = rec.get("timings", {}).get("total", 0) if rec else 0
-            reason = f"  ({rec['reason']})" if rec and rec.get("reason") else ""
-            print(f"  {status:8s} {total:7.1f}s  {job.name}{reason}", flush=True)
-        print(f"[harness] training wall time {time.time() - getattr(self, 't0', time.time()):.1f}s", flush=True)
+        for run in runs:
+            total = (run.record or {}).get("timings", {}).get("total", 0)
+            reason = f"  ({run.reason})" if run.reason else ""
+            print(f"  {run.status:8s} {total:7.1f}s  {run.name}{reason}", flush=True)
+        print(f"[harness] training wall time {time.time() - t0:.1f}s", flush=True)
+        report = None
         if config.get("report", {}).get("on_sweep_end", True):
             from harness.report import build_report
 
@@ -41,9 +39,11 @@ class SweepSummary(Callback):
             except Exception as exc:  # the runs are safe on disk; `python -m harness.report` can retry
                 print(f"[harness] report failed ({type(exc).__name__}: {exc}); retry with "
                       f"`python -m harness.report {sweep_dir}`", flush=True)
-                report = None
-        else:
-            report = None
-        print(f"[harness] total wall time {time.time() - getattr(self, 't0', time.time()):.1f}s", flush=True)
+        print(f"[harness] total wall time {time.time() - t0:.1f}s", flush=True)
         if report is not None:
             print(f"[harness] report: {report}", flush=True)
+        failed = [r for r in runs if r.status != "done"]
+        if failed:  # the sweep went on past them; the exit code says it was not clean
+            print(f"[harness] {len(failed)} of {len(runs)} runs not done: "
+                  + "; ".join(f"{r.name} ({r.status}: {r.reason})" for r in failed), file=sys.stderr, flush=True)
+            raise SystemExit(1)

@@ -132,26 +132,6 @@ def test_base_is_evaluated_once_per_sweep(tiny_base, tmp_path, monkeypatch):
             # the merged model here is the base itself: no change
             assert t["accuracy"] == t["base_accuracy"] and t["delta"] == 0
 
-    table = ev.accuracy_table(sweep)
-    assert sorted(set(zip(table["adapter"], table["objective"]))) == [("lora", "rlvr"), ("lora", "sft")]
-    assert set(table["task"]) == {"id", "ood_subtraction", "ood_multiplication"}
-    section = ev.accuracy_section(sweep)
-    assert "| lora | sft | 1 |" in section and "| base |" in section and "id (n=4)" in section
-    assert ev.accuracy_section(tmp_path / "empty") is None
-
-
-def test_accuracy_table_mean_and_std_over_seeds(tmp_path):
-    for seed, acc in enumerate([0.5, 0.7]):
-        job = tmp_path / f"seed={seed}"
-        job.mkdir()
-        task = {"split": "id", "accuracy": acc, "n": 10, "base_accuracy": 0.4,
-                "delta": round(acc - 0.4, 6)}
-        (job / "eval.json").write_text(json.dumps({"adapter": "full", "objective": "sft", "seed": seed,
-                                                   "tasks": {"id": task}}))
-    row = ev.accuracy_table(tmp_path).iloc[0]
-    assert row["seeds"] == 2 and row["mean"] == pytest.approx(0.6) and row["std"] == pytest.approx(0.1414, abs=1e-4)
-    assert row["delta"] == pytest.approx(0.2) and row["base"] == pytest.approx(0.4)
-    assert "0.600 ± 0.141 (+0.200)" in ev.accuracy_section(tmp_path)
 
 
 def test_named_task_that_cannot_load_offline_says_why(tmp_path):

@@ -1,0 +1,61 @@
+"""Sweep directory -> ``report.md`` (tables with 95 % intervals over seeds), CSVs, PNGs, and W&B.
+
+    python -m harness.report outputs/demo
+
+Also runs by itself when a multirun ends (the Hydra callback). The report is the ordered list of registered
+sections (:mod:`harness.report.sections`, one module each). Runs are read through :mod:`harness.sweep`, so
+every table groups runs by adapter, objective and every other swept setting; runs that failed or are
+missing are listed, never dropped silently. The geometry analysis is cached per run, so reporting a sweep
+again (or a resumed one) only analyzes the new runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from harness.report.base import Context, ordered, per_run
+from harness.store import atomic_write_text
+from harness.sweep import load_sweep
+
+
+def build_report(sweep_dir: Path | str, wandb_log: bool = True) -> Path:
+    """Write ``report.md`` (+ CSVs and PNGs under ``report/``) for a sweep dir and return its path."""
+    from harness.geometry.analyze_run import analyze_sweep
+    from harness.geometry.metrics import Settings
+
+    sweep_dir = Path(sweep_dir)
+    out_dir = sweep_dir / "report"
+    out_dir.mkdir(exist_ok=True)
+    analyze_sweep(sweep_dir, Settings())  # default settings; new runs only (cached per run)
+    sweep = load_sweep(sweep_dir)
+    if not sweep.runs:
+        raise SystemExit(f"error: {sweep_dir} holds no runs (no */.hydra/config.yaml)")
+    ctx = Context(sweep, out_dir)
+    ctx.runs = per_run(sweep)
+    parts = []
+    for sec in ordered():
+        body = sec.render(ctx)
+        if body:
+            parts.append((f"## {sec.title}\n\n" if sec.title else "") + body.strip() + "\n")
+    for name, df in ctx.tables.items():
+        df.to_csv(out_dir / f"{name}.csv", index=False)
+    ctx.runs.to_csv(out_dir / "runs.csv", index=False)
+    report = atomic_write_text(sweep_dir / "report.md", "\n".join(parts))
+    if wandb_log:
+        from harness.report.wandb import log_report
+
+        log_report(sweep_dir, ctx.tables, ctx.figures, ctx.runs)
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0].startswith("-"):
+        print("usage: python -m harness.report <sweep dir>", file=sys.stderr)
+        raise SystemExit(2)
+    path = Path(argv[0])
+    if not path.is_dir():
+        print(f"error: sweep dir {str(path)!r} does not exist", file=sys.stderr)
+        raise SystemExit(2)
+    print(f"[harness] report: {build_report(path)}")

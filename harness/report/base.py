@@ -1,0 +1,138 @@
+"""The report's parts: sections that register themselves in order, the context they share, and cell
+formatting.
+
+A section is one module in :mod:`harness.report.sections` that decorates a function with :func:`section`:
+its order, a key (names its CSV), and its own numbered title. The function gets the :class:`Context` and
+returns the section's markdown body (or None when the sweep has nothing for it); tables it adds to
+``ctx.tables`` are written as CSV and logged to W&B, figures it adds to ``ctx.figures`` are embedded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.sweep import Sweep
+
+
+@dataclass
+class Context:
+    """What every section reads (the sweep) and what they hand on (tables, figures)."""
+
+    sweep: Sweep
+    out_dir: Path
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: list[Path] = field(default_factory=list)
+    # Per-run values computed once and shared between sections (e.g. the accuracy columns of Table 1).
+    runs: pd.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    order: int
+    key: str
+    title: str | None
+    render: Callable[[Context], str | None]
+
+
+SECTIONS: dict[str, Section] = {}
+
+
+def section(order: int, key: str, title: str | None = None) -> Callable:
+    """Register a report section: ``@section(30, "table1", "Table 1 — ...")``."""
+
+    def deco(fn: Callable[[Context], str | None]) -> Callable[[Context], str | None]:
+        if key in SECTIONS and SECTIONS[key].render.__module__ != fn.__module__:
+            raise ValueError(f"report section {key!r} registered twice ({SECTIONS[key].render.__module__}, "
+                             f"{fn.__module__})")
+        SECTIONS[key] = Section(order, key, title, fn)
+        return fn
+
+    return deco
+
+
+def ordered() -> list[Section]:
+    """Every registered section, in report order (the section modules are imported first)."""
+    import importlib
+    import pkgutil
+
+    from harness.report import sections
+
+    for mod in pkgutil.iter_modules(sections.__path__):
+        importlib.import_module(f"{sections.__name__}.{mod.name}")
+    return sorted(SECTIONS.values(), key=lambda s: (s.order, s.key))
+
+
+# --- cells -----------------------------------------------------------------------------------------------
+
+
+def numeric(values) -> np.ndarray:
+    v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+    return v[np.isfinite(v)]
+
+
+def seed_cell(values, fmt: str = "{:.3g}") -> str:
+    """Mean over seeds with its 95 % t-interval half-width: ``0.12 ± 0.03``; one seed shows the value alone."""
+    v = numeric(values)
+    if v.size == 0:
+        return "–"
+    m, lo, hi = mean_ci(v)  # reconciled with harness.stats once it lands
+    if v.size == 1 or not math.isfinite(hi):
+        return fmt.format(m)
+    return f"{fmt.format(m)} ± {fmt.format((hi - lo) / 2)}"
+
+
+def mean_ci(v: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and its t-interval over seeds (NaN bounds for one value)."""
+    from scipy import stats
+
+    m = float(np.mean(v))
+    if v.size < 2:
+        return m, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1) * np.std(v, ddof=1) / math.sqrt(v.size))
+    return m, m - half, m + half
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """A markdown table (no extra dependency)."""
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def group_row(values: dict, rows: pd.DataFrame) -> dict:
+    """The leading cells of a per-group row: the group keys and the number of seeds."""
+    return {**values, "n": len(rows)}
+
+
+def per_run(sweep: Sweep) -> pd.DataFrame:
+    """The sweep table plus each run's measured values: ``geo:<key>`` (whole-model geometry at the default
+    analyzer settings), ``acc_id``/``gain_id`` and ``acc_ood``/``change_ood`` (means over the in-distribution
+    and the OOD lm-eval tasks), and the ``entk_*`` figures."""
+    rows = []
+    for row in sweep.table.to_dict("records"):
+        run = sweep.run(row["run"])
+        geo = run.geometry_summary() or {}
+        row.update({f"geo:{k}": v for k, v in (geo.get("whole_model") or {}).items()})
+        ev = run.eval()
+        if ev:
+            tasks = ev.get("tasks", {}).values()
+            for split, acc, delta in (("id", "acc_id", "gain_id"), ("ood", "acc_ood", "change_ood")):
+                chosen = [t for t in tasks if t.get("split") == split]
+                row[acc] = _mean([t.get("accuracy") for t in chosen])
+                row[delta] = _mean([t.get("delta") for t in chosen])
+        row.update(run.entk() or {})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _mean(xs) -> float:
+    v = numeric(xs)
+    return float(v.mean()) if v.size else math.nan

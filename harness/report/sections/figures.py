@@ -1,0 +1,70 @@
+"""Figures: training curves (EMA-smoothed, raw faint beside) and the analyzer's and other sections' plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.report.base import Context, section
+
+# Curves panels: (train_log column, title). GRPO's loss is ~0 by construction: RLVR shows its reward.
+PANELS = (("loss", "SFT loss", "sft"), ("reward", "RLVR mean reward", "rlvr"),
+          ("frac_reward_zero_std", "RLVR: groups with zero advantage (no gradient)", "rlvr"))
+EMA_SPAN = 0.1  # EMA window as a share of the run's steps (at least 3 steps)
+
+
+def ema(values: np.ndarray, span: float) -> np.ndarray:
+    """Exponential moving average with the given span in steps (pandas' definition)."""
+    return pd.Series(values).ewm(span=max(span, 1.0), adjust=True).mean().to_numpy()
+
+
+def plot_curves(ctx: Context, out: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(5.5 * len(PANELS), 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    drawn = False
+    for i, row in enumerate(ctx.sweep.done.to_dict("records")):
+        log = ctx.sweep.run(row["run"]).train_log()
+        if log is None:
+            continue
+        is_rl = "reward" in log
+        label = f"{ctx.sweep.condition(row)} s{row['seed']}"
+        for ax, (col, _, kind) in zip(axes, PANELS):
+            if col not in log or (kind == "rlvr") != is_rl:
+                continue
+            y = log[col].to_numpy(dtype=float)
+            c = colors[i % len(colors)]
+            ax.plot(log["step"], y, color=c, alpha=0.2, lw=0.8)
+            ax.plot(log["step"], ema(y, max(3.0, EMA_SPAN * len(y))), color=c, lw=1.6, label=label)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    for ax, (_, title, _) in zip(axes, PANELS):
+        ax.set(title=title, xlabel="step")
+        if ax.lines:
+            ax.legend(fontsize=6)
+    fig.suptitle(f"EMA (span {EMA_SPAN:.0%} of steps, ≥ 3) over the raw values (faint)", fontsize=9)
+    fig.tight_layout()
+    from harness.store import atomic_path
+
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return out
+
+
+@section(90, "figures", "Figures")
+def render(ctx: Context) -> str | None:
+    curves = plot_curves(ctx, ctx.out_dir / "curves.png")
+    figs = ([curves] if curves else []) + sorted(p for p in ctx.sweep.path.glob("plots/*.png") if p.is_file())
+    ctx.figures[:0] = figs  # the curves and the analyzer's plots first, other sections' after
+    if not ctx.figures:
+        return None
+    return "\n".join(f"![{p.stem}]({p.relative_to(ctx.sweep.path).as_posix()})" for p in ctx.figures)
