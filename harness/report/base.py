@@ -84,7 +84,7 @@ def seed_cell(values, fmt: str = "{:.3g}") -> str:
     m, lo, hi = mean_ci(v)  # reconciled with harness.stats once it lands
     if v.size == 1 or not math.isfinite(hi):
         return fmt.format(m)
-    return f"{fmt.format(m)} ± {fmt.format((hi - lo) / 2)}"
+    return f"{fmt.format(m)} ± {fmt.replace('+', '').format((hi - lo) / 2)}"
 
 
 def mean_ci(v: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:

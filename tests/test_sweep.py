@@ -1,0 +1,224 @@
+"""The run artifact contract reader (harness.sweep), job directory names, and the import graph."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from harness.overrides import MAX_READABLE, job_dir_name
+from harness.report.base import Context, per_run
+from harness.report.sections.accuracy import accuracy_table
+from harness.report.sections.consistency import table3
+from harness.report.sections.geometry import table1
+from harness.sweep import load_sweep
+from tests.conftest import ROOT
+
+
+def make_run(sweep: Path, overrides: list[str], status: str = "done", eval_id: float | None = None,
+             base_id: float = 0.5) -> Path:
+    """A run dir as harness.run writes it: .hydra/{overrides,config,hydra}.yaml, run.json, eval.json."""
+    job = sweep / job_dir_name(overrides)
+    (job / ".hydra").mkdir(parents=True)
+    ov = dict(o.split("=", 1) for o in overrides)
+    choices = {"adapter": ov.get("adapter", "lora"), "objective": ov.get("objective", "sft"), "model": "tiny",
+               "task": "arithmetic"}
+    cfg = {"seed": int(ov.get("seed", 0)), "adapter": {"name": choices["adapter"], "r": 8},
+           "objective": {"name": choices["objective"], "steps": 2}, "store_dtype": "float32"}
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
+    (job / "run.json").write_text(json.dumps({"status": status, "reason": None if status == "done" else "boom",
+                                              "seed": cfg["seed"]}))
+    if eval_id is not None:
+        (job / "eval.json").write_text(json.dumps({"tasks": {"id": {
+            "split": "id", "accuracy": eval_id, "n": 10, "base_accuracy": base_id,
+            "delta": eval_id - base_id}}}))
+    return job
+
+
+# --- job directory names ---------------------------------------------------------------------------------
+
+
+def test_job_names_readable_for_simple_overrides_and_unchanged_from_before():
+    assert job_dir_name(["adapter=lora", "objective=rlvr", "seed=0"]) == "adapter=lora,objective=rlvr,seed=0"
+    # launch-only keys never name a directory: a relaunch with force/another launcher finds the same dirs
+    assert job_dir_name(["seed=0", "force=true", "hydra/launcher=submitit_local", "logger.mode=online",
+                         "sweeps=demo", "adapter=lora", "objective=rlvr"]) == "adapter=lora,objective=rlvr,seed=0"
+
+
+def test_job_names_distinct_for_paths_and_hub_ids():
+    a = job_dir_name(["model=hf", "model.name_or_path=org/model-a", "seed=0"])
+    b = job_dir_name(["model=hf", "model.name_or_path=org/model-b", "seed=0"])
+    assert a != b and "/" not in a + b
+    c = job_dir_name(["task=jsonl", "task.path=/data/a.jsonl"])
+    d = job_dir_name(["task=jsonl", "task.path=/data/b.jsonl"])
+    assert c != d and "/" not in c + d
+
+
+def test_job_names_bounded_with_a_dozen_overrides():
+    many = ["objective=rlvr", "objective.lr=2e-5", "objective.num_generations=8", "objective.prompts_per_step=2",
+            "objective.max_completion_length=8", "objective.temperature=1.0", "objective.beta=0.0",
+            "objective.steps=80", "task.n_train=400", "task.n_test=200", "adapter=full", "seed=0",
+            "task.mix=[{dataset_kwargs:{min_terms:2,max_terms:2,min_digits:2,max_digits:3}},{group:d3}]"]
+    name = job_dir_name(many)
+    assert len(name.encode()) < 255 and len(name) <= MAX_READABLE + 20
+    other = job_dir_name([m.replace("2e-5", "3e-5") for m in many])
+    assert name != other
+
+
+# --- the sweep table ---------------------------------------------------------------------------------------
+
+
+def test_swept_settings_found_one_way(tmp_path):
+    for seed in (0, 1):
+        for r in (1, 64):
+            make_run(tmp_path, ["adapter=lora", "objective=sft", f"adapter.r={r}", f"seed={seed}",
+                                "logger.mode=offline", f"store_dtype={'float32' if r == 1 else 'bfloat16'}",
+                                "eval.limit=40"])
+    sweep = load_sweep(tmp_path)
+    # adapter.r and store_dtype vary: settings; seed is not; eval.limit is constant; logger.mode is launch-only
+    assert sweep.settings == ["adapter.r", "store_dtype"]
+    assert sweep.keys == ["adapter", "objective", "adapter.r", "store_dtype"]
+    assert len(list(sweep.groups())) == 2 and all(len(g) == 2 for _, g in sweep.groups())
+    assert set(sweep.table["condition"]) == {"lora/sft [adapter.r=1,store_dtype=float32]",
+                                             "lora/sft [adapter.r=64,store_dtype=bfloat16]"}
+
+
+def test_settings_that_change_numbers_are_not_pooled(tmp_path):
+    """eval.* / entk.* / store_dtype change the figures: runs that differ in them form separate groups."""
+    make_run(tmp_path, ["adapter=full", "objective=sft", "seed=0", "eval.limit=10"], eval_id=0.6)
+    make_run(tmp_path, ["adapter=full", "objective=sft", "seed=0", "eval.limit=200"], eval_id=0.8)
+    sweep = load_sweep(tmp_path)
+    assert sweep.settings == ["eval.limit"] and len(list(sweep.groups())) == 2
+
+
+def test_pairs_across_objectives_agree_on_every_other_setting(tmp_path):
+    """The lora_rank bug: an r=1 SFT run was paired with an r=64 RLVR run."""
+    for obj in ("sft", "rlvr"):
+        for r in (1, 64):
+            make_run(tmp_path, ["adapter=lora", f"objective={obj}", f"adapter.r={r}", "seed=0"])
+    sweep = load_sweep(tmp_path)
+    pairs = sweep.pairs("objective")
+    assert len(pairs) == 2
+    for a, b, shared in pairs:
+        ra, rb = sweep.table.set_index("run").loc[a], sweep.table.set_index("run").loc[b]
+        assert ra["adapter.r"] == rb["adapter.r"] == shared["adapter.r"]
+    assert sweep.pairs("seed") == []  # one seed per group
+
+
+def test_table3_never_pairs_runs_that_differ_in_another_setting(tmp_path):
+    runs = {}
+    for obj in ("sft", "rlvr"):
+        for r in (1, 64):
+            runs[(obj, r)] = make_run(tmp_path, ["adapter=lora", f"objective={obj}", f"adapter.r={r}", "seed=0"])
+    labels = {job.name: f"lab{i}" for i, job in enumerate(runs.values())}
+    pd.DataFrame({"label": list(labels.values()), "run": list(labels)}).to_csv(tmp_path / "geometry_runs.csv")
+    rows = []
+    for i, a in enumerate(runs.values()):
+        for b in list(runs.values())[i + 1:]:
+            # a cosine that tells which pair it came from: 0.9 only for same-r pairs
+            same_r = a.name.split("adapter.r=")[1][:2] == b.name.split("adapter.r=")[1][:2]
+            rows.append({"run_a": labels[a.name], "run_b": labels[b.name], "scope": "all",
+                         "cosine": 0.9 if same_r else 0.1, "cosine_base": 0.0, "jaccard": 0.5, "jaccard_base": 0.4})
+    pd.DataFrame(rows).to_csv(tmp_path / "cross_run.csv", index=False)
+    sweep = load_sweep(tmp_path)
+    t = table3(Context(sweep, tmp_path / "report"))
+    assert list(t["comparison"]) == ["across objectives", "across objectives"]
+    assert sorted(t["adapter.r"]) == ["1", "64"] and set(t["cosine"]) == {"0.900"}
+
+
+def test_accuracy_section_and_table1_group_alike_with_intervals(tmp_path):
+    """The accuracy section used to average over swept settings (and disagree with Table 1)."""
+    for seed, (a1, a64) in enumerate([(0.6, 0.9), (0.7, 0.8), (0.5, 0.85)]):
+        make_run(tmp_path, ["adapter=lora", "objective=sft", "adapter.r=1", f"seed={seed}"], eval_id=a1)
+        make_run(tmp_path, ["adapter=lora", "objective=sft", "adapter.r=64", f"seed={seed}"], eval_id=a64)
+    make_run(tmp_path, ["adapter=lora", "objective=sft", "adapter.r=64", "seed=9"], status="failed")
+    sweep = load_sweep(tmp_path)
+    ctx = Context(sweep, tmp_path / "report")
+    ctx.runs = per_run(sweep)
+    acc = accuracy_table(ctx)
+    t1 = table1(ctx)
+    # r=1: mean 0.6, sd 0.1, n 3 -> half-width t(0.975, 2) * 0.1 / sqrt(3) = 0.248
+    row = acc[acc["adapter.r"] == "1"].iloc[0]
+    assert row["n"] == 3 and row["id (n=10)"] == "0.600 ± 0.248 (Δ +0.100 ± 0.248)"
+    gains = dict(zip(t1["adapter.r"], t1["ID accuracy gain"]))
+    assert gains == {"1": "+0.100 ± 0.248", "64": "+0.350 ± 0.124"}
+    assert list(t1["n"]) == [3, 3]  # the failed run is not counted
+
+
+# --- the data walk -----------------------------------------------------------------------------------------
+
+ANALYSIS = ("harness.geometry", "harness.report", "harness.analyze", "harness.sweep", "harness.claims",
+            "harness.unlearn.report", "harness.unlearn.classify")
+TRAINING = ("harness.run", "harness.callbacks", "harness.objectives", "harness.warmup", "harness.adapters")
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> harness modules it imports (at any depth of the file, lazy imports included)."""
+    pkg = ROOT / "harness"
+    mods = {}
+    for f in pkg.rglob("*.py"):
+        parts = f.relative_to(ROOT).with_suffix("").parts
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+
+    def resolve(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    edges: dict[str, set[str]] = {m: set() for m in mods}
+    for m, f in mods.items():
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            for t in targets:
+                r = resolve(t) if t.startswith("harness") else None
+                if r and r != m and not (mods[r].name == "__init__.py" and m.startswith(r + ".")):
+                    edges[m].add(r)
+    return edges
+
+
+def within(m: str, prefixes: tuple[str, ...]) -> bool:
+    return any(m == p or m.startswith(p + ".") for p in prefixes)
+
+
+def test_no_import_cycle_and_analysis_never_imports_training():
+    edges = import_graph()
+    back = sorted((m, t) for m in edges for t in edges[m] if within(m, ANALYSIS) and within(t, TRAINING))
+    assert back == []
+    # cycles: a module that reaches itself
+    for start in edges:
+        seen, stack = set(), list(edges[start])
+        while stack:
+            m = stack.pop()
+            assert m != start, f"import cycle through {start}"
+            if m not in seen:
+                seen.add(m)
+                stack.extend(edges[m])
+
+
+def test_the_graph_test_sees_a_back_edge(tmp_path):
+    """The check above would catch an analysis module importing the callback (it is not vacuous)."""
+    edges = import_graph()
+    assert "harness.sweep" in edges["harness.report.base"]
+    assert within("harness.callbacks", TRAINING) and within("harness.report.sections.geometry", ANALYSIS)
+
+
+@pytest.mark.parametrize("tool", [ROOT.parent / "shared" / "tools" / "import_graph.py"])
+def test_shared_import_graph_tool_is_clean(tool):
+    import subprocess
+    import sys
+
+    if not tool.exists():
+        pytest.skip("../shared/tools/import_graph.py not beside the checkout")
+    r = subprocess.run([sys.executable, str(tool), str(ROOT / "harness")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout
