@@ -102,6 +102,8 @@ def test_ledger_aggregation(tmp_path):
 PROMPTS = {
     "E1": (0.5, {s: (0.6, 5) for s in range(3)}, {s: 0.9 for s in range(3)}),
     "E2": (0.4, {s: (0.5, 5) for s in range(3)}, {s: 0.9 for s in range(3)}),
+    "E3": (0.5, {s: (0.5, 0) for s in range(3)}, {s: 0.9 for s in range(3)}),     # never sampled in training
+    "E4": (0.5, {s: (0.5, 0) for s in range(3)}, {s: 0.9 for s in range(3)}),     # sampled, never correct
     "L": (0.0, {s: (0.5, 2) for s in range(3)}, {s: 0.9 for s in range(3)}),
     "U": (0.1, {s: (0.0, 1) for s in range(3)}, {s: 0.5 for s in range(3)}),      # start at τ: hard
     "B": (0.0, {s: (0.1, 3) for s in range(3)}, {s: 0.0 for s in range(3)}),      # end at τ: not learned
@@ -123,7 +125,7 @@ def _job(sweep: Path, objective: str, seed: int, dim: int = 64) -> Path:
     for pid, (p0, rl, sft) in PROMPTS.items():
         p1, c = rl[seed] if objective == "rlvr" else (sft[seed], 0)
         rows.append({"prompt_id": pid, "split": "train", "group": "", "pass_start": p0, "pass_end": p1, "k": 8,
-                     "rollouts_seen": 16 if objective == "rlvr" else 0, "correct_seen": c,
+                     "rollouts_seen": (0 if pid == "E3" else 16) if objective == "rlvr" else 0, "correct_seen": c,
                      "gold_seen": int(objective == "sft"), "visits": 4, "first_correct_step": 0, "class": "",
                      "grad": 0})
     for pid, (p0, p1) in TEST_PROMPTS.items():
@@ -174,8 +176,8 @@ def test_section_on_hand_built_sweep(sweep, tmp_path):
     assert per_seed[("M", 0)] == UNLEARNABLE and per_seed[("M", 2)] == LEARNABLE
     assert per_seed[("N", 0)] == NEVER and per_seed[("E1", 0)] == EASY
     all_seeds = rl.drop_duplicates("prompt_id").set_index("prompt_id").class_all_seeds
-    assert all_seeds.to_dict() == {"E1": EASY, "E2": EASY, "L": LEARNABLE, "U": UNLEARNABLE, "B": UNLEARNABLE,
-                                   "M": MIXED, "N": NEVER}
+    assert all_seeds.to_dict() == {"E1": EASY, "E2": EASY, "E3": EASY, "E4": EASY, "L": LEARNABLE,
+                                   "U": UNLEARNABLE, "B": UNLEARNABLE, "M": MIXED, "N": NEVER}
 
     s = pd.read_csv(out / "unlearnability_summary.csv").set_index("condition").loc["lora/rlvr"]
     assert s.hard == 5 and s.seeds == 3
@@ -194,5 +196,14 @@ def test_section_on_hand_built_sweep(sweep, tmp_path):
     assert sims.loc[UNLEARNABLE, "n"] == 2 and sims.loc[EASY, "n"] == 2 and sims.loc[LEARNABLE, "n"] == 1
     assert sims.loc[EASY, "mean_sim"] > sims.loc[UNLEARNABLE, "mean_sim"]
     assert sims.loc[EASY, "ci_lo"] <= sims.loc[EASY, "mean_sim"] <= sims.loc[EASY, "ci_hi"]
-    assert 0 < sims.loc[EASY, "p_vs_unlearnable"] <= 1
-    assert "SFT cross-check" in text and "| lora/rlvr | unlearnable | 2 |" in text
+    # 2 easy vs 2 unlearnable prompts: 6 distinct labellings, so the permutation p cannot go below 1/3
+    assert 1 / 3 - 0.02 <= sims.loc[EASY, "p_vs_unlearnable"] <= 1
+    assert sims.loc[EASY, "diff_vs_unlearnable"] == pytest.approx(
+        sims.loc[EASY, "mean_sim"] - sims.loc[UNLEARNABLE, "mean_sim"])
+    # prompts left out of each group, and why
+    assert (sims.loc[EASY, "prompts"], sims.loc[EASY, "left_not_sampled"], sims.loc[EASY, "left_no_correct"],
+            sims.loc[EASY, "left_not_kept"]) == (4, 1, 1, 0)
+    assert (sims.loc[NEVER, "prompts"], sims.loc[NEVER, "n"]) == (1, 0)
+    assert (sims.loc[MIXED, "prompts"], sims.loc[MIXED, "n"]) == (1, 1)
+    assert "SFT cross-check" in text and "| lora/rlvr | unlearnable | 2/2 | 0, 0, 0 |" in text
+    assert "| lora/rlvr | easy | 2/4 | 1, 1, 0 |" in text

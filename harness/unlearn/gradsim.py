@@ -1,8 +1,14 @@
-"""Cross-prompt gradient similarity (*The Unlearnability Phenomenon in RLVR*, §4).
+"""Cross-prompt gradient similarity (*The Unlearnability Phenomenon in RLVR*, §4), and the group test.
 
-Per prompt, the gradient at the base model of the mean token log-likelihood of its correct rollouts (the GRPO
-gradient of that prompt up to a positive factor: with the default ``dapo`` loss every correct rollout of a
-group carries the same positive advantage, and the loss is a mean over tokens), compressed to ``d`` numbers.
+Per prompt, the gradient of the mean token log-likelihood of its correct rollouts *sampled during training*
+(``correct_rollouts.jsonl``, kept by the GRPO reward function) — the GRPO gradient of that prompt up to a
+positive factor: with the default ``dapo`` loss every correct rollout of a group carries the same positive
+advantage, and the loss is a mean over tokens — compressed to ``d`` numbers. It is taken at the base weights by
+default (``passrate.grad_sim.at``, see :func:`harness.unlearn.passrate.passrates_for_run` for why).
+
+Groups (easy / learnable / unlearnable) are compared with :func:`permutation_test` on the prompt x prompt
+similarity matrix: the statistic is the difference of the groups' mean similarities, its null distribution
+comes from permuting the group labels, p = (1 + #{|T*| ≥ |T|}) / (1 + B).
 
 The compression is a count sketch (feature hashing): coordinate ``i`` of the flat gradient goes, with a
 random sign ``s(i)``, into bucket ``h(i)`` of ``d``. Hashes and signs are drawn per parameter from a generator
@@ -24,7 +30,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -85,6 +92,98 @@ def similarity_to_rest(sketches: np.ndarray) -> np.ndarray:
         return np.full(n, np.nan)
     c = cosine_matrix(sketches)
     return (c.sum(axis=1) - np.diag(c)) / (n - 1)
+
+
+def mean_to_rest(sim: np.ndarray) -> np.ndarray:
+    """Per prompt, the mean of its row of a similarity matrix over the other prompts, ignoring NaN entries
+    (pairs never measured together); NaN for a prompt with no measured pair."""
+    s = np.array(sim, dtype=np.float64)
+    np.fill_diagonal(s, np.nan)
+    ok = np.isfinite(s)
+    n = ok.sum(axis=1)
+    return np.where(n > 0, np.where(ok, s, 0.0).sum(axis=1) / np.maximum(n, 1), np.nan)
+
+
+def pooled_cosine_matrix(runs: Iterable[tuple[Sequence[str], np.ndarray]]) -> tuple[list[str], np.ndarray,
+                                                                                   np.ndarray]:
+    """One prompt x prompt cosine matrix from several runs (seeds) that each sketched some prompts: entry (i, j)
+    is the mean over the runs that sketched both i and j (NaN if none did). Returns (ids, matrix, number of
+    runs per entry)."""
+    runs = [([str(i) for i in ids], np.asarray(sk)) for ids, sk in runs]
+    ids = sorted({i for r_ids, _ in runs for i in r_ids})
+    pos = {p: k for k, p in enumerate(ids)}
+    total = np.zeros((len(ids), len(ids)))
+    count = np.zeros((len(ids), len(ids)), dtype=int)
+    for r_ids, sk in runs:
+        if len(r_ids) == 0:
+            continue
+        idx = np.array([pos[p] for p in r_ids])
+        total[np.ix_(idx, idx)] += cosine_matrix(sk)
+        count[np.ix_(idx, idx)] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return ids, mean, count
+
+
+@dataclass(frozen=True)
+class PermutationResult:
+    statistic: float   # observed difference of group mean similarities, group a minus group b
+    p: float           # two-sided permutation p-value, (1 + #{|T*| >= |T|}) / (1 + n_perm)
+    n_a: int
+    n_b: int
+    n_perm: int
+    null_sd: float     # sd of the permutation distribution (the scale a difference is read against)
+
+
+def _group_within(sim0: np.ndarray, ok: np.ndarray, member: np.ndarray) -> np.ndarray:
+    """Mean off-diagonal similarity inside the group marked by each row of ``member`` (n_perm x n, 0/1)."""
+    tot = np.einsum("pi,ij,pj->p", member, sim0, member)
+    cnt = np.einsum("pi,ij,pj->p", member, ok, member)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tot / cnt
+
+
+def permutation_test(sim: np.ndarray, labels: Sequence[str], a: str, b: str, n_perm: int = 10_000,
+                     seed: int = 0, statistic: str = "to_rest") -> PermutationResult:
+    """Two-sided permutation test of "group ``a`` and group ``b`` have the same mean similarity", over the
+    prompt x prompt similarity matrix ``sim`` (symmetric; NaN = pair not measured; diagonal ignored).
+
+    ``statistic``: ``to_rest`` — a prompt's score is its mean similarity to every other prompt of the matrix
+    (the paper's measure), T = mean score of a − mean score of b; ``within`` — T = mean similarity among a's
+    prompts − among b's (recomputed from the matrix for every permutation). The labels of the prompts of a and
+    b are permuted (other prompts keep theirs and stay in the matrix). Each prompt's score shares pairwise terms
+    with the others', so the scores are not independent observations; the permutation null needs only that the
+    labels are exchangeable under the hypothesis, not that the scores are independent.
+    """
+    if statistic not in ("to_rest", "within"):
+        raise ValueError(f"statistic must be 'to_rest' or 'within', got {statistic!r}")
+    labels = np.asarray(labels, dtype=object)
+    sim = np.asarray(sim, dtype=np.float64)
+    ia, ib = np.flatnonzero(labels == a), np.flatnonzero(labels == b)
+    min_n = 2 if statistic == "within" else 1
+    if len(ia) < min_n or len(ib) < min_n:
+        return PermutationResult(float("nan"), float("nan"), len(ia), len(ib), 0, float("nan"))
+    pool = np.concatenate([ia, ib])
+    rng = np.random.default_rng(seed)
+    # row 0 is the observed labelling; rows 1.. are permutations of the pooled prompts
+    perms = np.vstack([np.arange(len(pool)), rng.permuted(np.tile(np.arange(len(pool)), (n_perm, 1)), axis=1)])
+    if statistic == "to_rest":
+        score = mean_to_rest(sim)[pool]
+        vals = score[perms]
+        t = np.nanmean(vals[:, : len(ia)], axis=1) - np.nanmean(vals[:, len(ia):], axis=1)
+    else:
+        sub = sim[np.ix_(pool, pool)].copy()
+        np.fill_diagonal(sub, np.nan)
+        ok = np.isfinite(sub).astype(np.float64)
+        sub0 = np.where(ok > 0, sub, 0.0)
+        member_a = np.zeros(perms.shape, dtype=np.float64)
+        member_a[np.arange(len(perms))[:, None], perms[:, : len(ia)]] = 1.0
+        t = _group_within(sub0, ok, member_a) - _group_within(sub0, ok, 1.0 - member_a)
+    obs, null = t[0], t[1:]
+    # ties within float rounding count as "as extreme" (the +1 and the tolerance keep p > 0 and the test exact)
+    extreme = np.sum(np.abs(null) >= abs(obs) - 1e-12 * max(1.0, abs(obs)))
+    return PermutationResult(float(obs), float((1 + extreme) / (1 + n_perm)), len(ia), len(ib), n_perm,
+                             float(np.nanstd(null)))
 
 
 # --- gradients -------------------------------------------------------------------------------------------

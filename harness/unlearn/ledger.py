@@ -1,6 +1,8 @@
-"""The rollout ledger of an RLVR run (``ledger.csv``: step, prompt_id, rollouts, correct), aggregated.
+"""The rollout ledger of an RLVR run (``ledger.csv``: step, prompt_id, rollouts, correct), aggregated, and the
+correct rollouts kept beside it (``correct_rollouts.jsonl``: prompt_id, step, token ids, text; the first few per
+prompt).
 
-The ledger is written by the GRPO reward function (harness/objectives/rlvr.py) from its own arguments. Its
+Both are written by the GRPO reward function (harness/objectives/rlvr.py) from its own arguments. Their
 ``step`` is the trainer's global step when the rollouts were scored, i.e. *before* the optimizer step: the
 rollouts of ledger step s are those TRL logs as step s + 1 in ``train_log.jsonl``.
 """
@@ -68,3 +70,18 @@ def check_against_log(job_dir: Path, key: str = "reward") -> list[tuple[int, int
     steps = per_step(read_ledger(job_dir / "ledger.csv"))
     logged = logged_rewards(job_dir / "train_log.jsonl", key)
     return [(s + 1, n, k, logged.get(s + 1, float("nan"))) for s, (n, k) in steps.items()]
+
+
+def read_correct_rollouts(path: Path) -> dict[str, list[dict]]:
+    """``correct_rollouts.jsonl`` -> {prompt id: [{"step", "ids", "text"}, ...]} in training order; empty when the
+    file is missing (SFT runs, runs from before the file existed)."""
+    out: dict[str, list[dict]] = {}
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            out.setdefault(r["prompt_id"], []).append(r)
+    for rows in out.values():
+        rows.sort(key=lambda r: r.get("step", 0))
+    return out

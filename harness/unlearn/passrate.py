@@ -1,17 +1,20 @@
 """pass@1 of prompts, estimated as the mean verifier score over K samples at temperature T, and the per-run
 ``prompts.csv`` (DESIGN.md, "The run artifact contract").
 
-Start pass rates are measured at the base once per (base, task, sampling settings) and cached on disk
-(``$HARNESS_CACHE/passrate/start-<key>.json``, under an inter-process lock); every run of a sweep reuses them.
-The same cache entry keeps the token ids of the correct base samples: they are the correct rollouts whose
-gradients the similarity analysis sketches (see :mod:`harness.unlearn.gradsim`).
+Start pass rates are measured at the base once per (base weights, task, sampling settings, sampling seed) with
+:func:`harness.store.once_per_base` (keyed by the hash of the base's weights, not its path, so a checkpoint
+retrained at the same path is measured again); every run of a sweep with that key reuses them. With
+``passrate.start_seeded=true`` the start (and end) samples are drawn with the run's seed, so each seed gets its
+own start and the every-seed rule averages the noisy hard/easy split at small K over seeds.
+
+For RLVR runs the gradient similarity is computed from the correct rollouts GRPO sampled during training
+(``correct_rollouts.jsonl``, see :mod:`harness.unlearn.gradsim`).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from harness.store import atomic_path, atomic_write_json
 from harness.unlearn.classify import classify
 from harness.unlearn.ledger import per_prompt, read_ledger
 
@@ -61,44 +65,38 @@ def sample_completions(model, tok, examples, k: int = 8, temperature: float = 0.
 
 
 def _settings(cfg: DictConfig) -> dict:
+    """Sampling settings of pass@1. ``seed`` is the run's seed with ``passrate.start_seeded``, else
+    ``passrate.seed`` (one start for every run of the sweep)."""
     pr = cfg.passrate
+    seeded = bool(pr.get("start_seeded", False))
     return {"k": int(pr.get("k", 8)), "temperature": float(pr.get("temperature", 0.7)),
             "max_new_tokens": int(pr.get("max_new_tokens", 16)), "batch_size": int(pr.get("batch_size", 64)),
-            "seed": int(pr.get("seed", 0)), "splits": list(pr.get("splits", ["train", "test"]))}
+            "seed": int(cfg.get("seed", 0)) if seeded else int(pr.get("seed", 0)), "seeded": seeded,
+            "splits": list(pr.get("splits", ["train", "test"]))}
+
+
+GRAD_AT = ("base", "end")
 
 
 def _grad_settings(cfg: DictConfig) -> dict:
     g = cfg.passrate.get("grad_sim") or {}
+    at = str(g.get("at", "base"))
+    if at not in GRAD_AT:
+        raise ValueError(f"passrate.grad_sim.at must be one of {GRAD_AT}, got {at!r}")
     return {"enabled": bool(g.get("enabled", True)), "max_rollouts": int(g.get("max_rollouts", 4)),
-            "dim": int(g.get("dim", 4096)), "seed": int(g.get("seed", 0)), "resample": int(g.get("resample", 32)),
-            "resample_temperature": float(g.get("resample_temperature", 1.0)),
-            "params": str(g.get("params", "matrices"))}
+            "dim": int(g.get("dim", 4096)), "seed": int(g.get("seed", 0)), "params": str(g.get("params", "matrices")),
+            "at": at}
 
 
 def _examples(task, splits: list[str]) -> list[tuple[str, object]]:
     return [(split, e) for split in splits for e in getattr(task, split)]
 
 
-def start_key(cfg: DictConfig, base) -> str:
-    """Cache key of the start pass rates: base dir + task config + sampling settings + dtype."""
-    from harness.models import settings_hash
-
-    return settings_hash({"base": str(base), "task": OmegaConf.to_container(cfg.task, resolve=True),
-                          "passrate": _settings(cfg), "dtype": cfg.model.get("dtype", "float32")})
-
-
-def _cache_dir() -> Path:
-    from harness.models import cache_root
-
-    d = cache_root() / "passrate"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
+def start_settings(cfg: DictConfig) -> dict:
+    """What the start pass rates depend on besides the base weights: task, sampling settings (seed included)
+    and dtype."""
+    return {"task": OmegaConf.to_container(cfg.task, resolve=True), "passrate": _settings(cfg),
+            "dtype": cfg.model.get("dtype", "float32")}
 
 
 class _Base:
@@ -117,115 +115,75 @@ class _Base:
         return self.model, self.tok
 
 
-def _sample_entries(model, tok, task, examples, s: dict, k: int, seed: int, desc: str) -> dict[str, dict]:
-    samples = sample_completions(model, tok, [e for _, e in examples], k=k, temperature=s["temperature"],
-                                 max_new_tokens=s["max_new_tokens"], batch_size=s["batch_size"], seed=seed,
+def _sample_entries(model, tok, task, examples, s: dict, desc: str) -> dict[str, dict]:
+    samples = sample_completions(model, tok, [e for _, e in examples], k=s["k"], temperature=s["temperature"],
+                                 max_new_tokens=s["max_new_tokens"], batch_size=s["batch_size"], seed=s["seed"],
                                  desc=desc)
     out = {}
     for split, e in examples:
         scores = [task.score(c["text"], e.answer) for c in samples[e.id]]
-        out[e.id] = {"split": split, "group": e.group, "pass": sum(scores) / len(scores), "k": len(scores),
-                     "correct": [c for c, sc in zip(samples[e.id], scores) if sc > 0]}
+        out[e.id] = {"split": split, "group": e.group, "pass": sum(scores) / len(scores), "k": len(scores)}
     return out
 
 
 def start_passrates(cfg: DictConfig, task, base, loader: _Base | None = None) -> tuple[dict, float]:
-    """Start pass rates at the base (cached per base): (cache entry, seconds spent here computing it)."""
-    from harness.models import cache_lock
+    """Start pass rates at the base, once per (base weights, settings): (cache entry, seconds spent here
+    computing it; 0 when it came from the cache)."""
+    from harness.store import base_key, once_per_base
 
-    key = start_key(cfg, base)
-    path = _cache_dir() / f"start-{key}.json"
-    if path.exists():
-        return json.loads(path.read_text()), 0.0
+    settings = start_settings(cfg)
+    key = base_key(base, settings)
     loader = loader or _Base(cfg, base)
-    with cache_lock(f"passrate-start-{key}"):
-        if path.exists():
-            return json.loads(path.read_text()), 0.0
+    spent = [0.0]
+
+    def compute() -> dict:
         t0 = time.time()
-        s = _settings(cfg)
         model, tok = loader.get()
-        prompts = _sample_entries(model, tok, task, _examples(task, s["splits"]), s, s["k"], s["seed"],
-                                  "pass@1 start")
-        data = {"key": key, "base": str(base), "settings": s, "prompts": prompts,
-                "seconds": round(time.time() - t0, 2)}
-        _write_json(path, data)
-        return data, time.time() - t0
+        s = settings["passrate"]
+        prompts = _sample_entries(model, tok, task, _examples(task, s["splits"]), s, "pass@1 start")
+        spent[0] = time.time() - t0
+        return {"key": key, "base": str(base), "settings": s, "prompts": prompts, "seconds": round(spent[0], 2)}
+
+    data = once_per_base("passrate", base, settings, compute,
+                         save=lambda d, path: path.write_text(json.dumps(d)),
+                         load=lambda path: json.loads(path.read_text()))
+    return data, spent[0]
 
 
-def topup_correct(cfg: DictConfig, task, base, pids: list[str], loader: _Base) -> tuple[dict, float]:
-    """For prompts without a correct base sample, draw ``grad_sim.resample`` more samples at the base (once per
-    base: the extra samples are stored in the start cache). Returns (updated cache entry, seconds)."""
-    from harness.models import cache_lock, settings_hash
-
-    key = start_key(cfg, base)
-    path = _cache_dir() / f"start-{key}.json"
-    g = _grad_settings(cfg)
-    with cache_lock(f"passrate-start-{key}"):
-        data = json.loads(path.read_text())
-        prompts = data["prompts"]
-        need = [p for p in pids if not prompts[p]["correct"] and prompts[p].get("extra", 0) < g["resample"]]
-        if not need or g["resample"] <= 0:
-            return data, 0.0
-        t0 = time.time()
-        by_id = {e.id: (split, e) for split in ("train", "test") for e in getattr(task, split)}
-        s = {**_settings(cfg), "temperature": g["resample_temperature"]}
-        model, tok = loader.get()
-        for p in tqdm(need, desc="correct rollouts", leave=False):
-            # one seed per prompt: the samples do not depend on which other prompts needed more
-            extra = _sample_entries(model, tok, task, [by_id[p]], s, g["resample"], int(settings_hash(p, 8), 16),
-                                    "")
-            prompts[p]["correct"] = extra[p]["correct"]
-            prompts[p]["extra"] = g["resample"]
-        _write_json(path, data)
-        return data, time.time() - t0
-
-
-def _safe(pid: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in pid)
-
-
-def gradient_sketches(cfg: DictConfig, start: dict, pids: list[str], texts: dict[str, str], loader: _Base
-                      ) -> tuple[dict[str, tuple[np.ndarray, float, int, list[dict]]], float]:
-    """Count sketch of the base-model gradient of each prompt's correct rollouts (cached per prompt and base).
-    Returns ({prompt id: (sketch, exact gradient norm, completion tokens, rollouts used)}, seconds)."""
-    from harness.models import cache_lock, settings_hash
+def gradient_sketches(model, tok, rollouts: dict[str, list[dict]], texts: dict[str, str], g: dict
+                      ) -> dict[str, tuple[np.ndarray, float, int, int]]:
+    """Count sketch of the gradient, at ``model``'s weights, of the mean token log-likelihood of each prompt's
+    first ``g["max_rollouts"]`` correct rollouts. Returns {prompt id: (sketch, exact gradient norm, completion
+    tokens, rollouts used)}."""
     from harness.unlearn.gradsim import CountSketch, gradient_params, loglik_gradient_sketch
 
-    g = _grad_settings(cfg)
-    gkey = settings_hash({"start": start["key"], **{k: g[k] for k in ("dim", "seed", "params")}})
-    gdir = _cache_dir() / f"grad-{gkey}"
-    gdir.mkdir(exist_ok=True)
-    prompts = start["prompts"]
-    todo: dict[str, tuple[Path, list[dict]]] = {}
-    for p in pids:
-        rollouts = prompts[p]["correct"][: g["max_rollouts"]]
-        if rollouts:
-            h = settings_hash([r.get("ids") or r["text"] for r in rollouts], 10)
-            todo[p] = (gdir / f"{_safe(p)}-{h}.npz", rollouts)
-    out, t0, sketch, names = {}, time.time(), None, None
-    with cache_lock(f"passrate-grad-{gkey}"):
-        for p, (path, rollouts) in todo.items():
-            if not path.exists():
-                model, tok = loader.get()
-                if sketch is None:
-                    sketch = CountSketch(g["dim"], g["seed"])
-                    names = gradient_params(model, g["params"])
-                vec, norm, ntok = loglik_gradient_sketch(model, tok, texts[p], rollouts, names, sketch)
-                tmp = path.with_name(path.stem + f".tmp{os.getpid()}.npz")
-                np.savez(tmp, sketch=vec.astype(np.float32), norm=norm, n_tokens=ntok)
-                tmp.replace(path)
-            z = np.load(path)
-            out[p] = (z["sketch"], float(z["norm"]), int(z["n_tokens"]), rollouts)
-    return out, (time.time() - t0) if sketch is not None else 0.0
+    sketch = CountSketch(g["dim"], g["seed"])
+    names = gradient_params(model, g["params"])
+    out = {}
+    for p in tqdm(sorted(rollouts), desc="gradient sketches", leave=False):
+        used = rollouts[p][: g["max_rollouts"]]
+        vec, norm, ntok = loglik_gradient_sketch(model, tok, texts[p], used, names, sketch)
+        out[p] = (vec.astype(np.float32), norm, ntok, len(used))
+    return out
 
 
 # --- the run hook ----------------------------------------------------------------------------------------
 
 
 def passrates_for_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base) -> Path:
-    """After training: ``prompts.csv`` (pass@1 at start and end, rollouts and correct rollouts seen, class),
-    and for RLVR runs the gradient sketches of the rewarded training prompts (``grad_sketch.npz``,
-    ``correct_rollouts.jsonl``). Timings and class counts go to ``passrate.json``."""
+    """After training: ``prompts.csv`` (pass@1 at start and end, rollouts and correct rollouts seen, class), and
+    for RLVR runs the gradient sketches of the rewarded training prompts (``grad_sketch.npz``). Timings, class
+    counts and the prompts left out of the similarity (and why) go to ``passrate.json``.
+
+    The gradients come from the correct rollouts sampled in training (``correct_rollouts.jsonl``) and are taken,
+    by default, at the *base* weights (``passrate.grad_sim.at=base``): the hard/easy split is defined there, and
+    every run, adapter and seed is then differentiated at the same W0, so a difference between groups or
+    conditions reflects the prompts and their rollouts, not where each run's training ended (a LoRA run and a
+    full run end at different weights). ``at=end`` takes them at the run's final merged weights instead, the
+    nearest this harness has to the paper's training checkpoint (no intermediate checkpoints are kept).
+    """
+    from harness.unlearn.ledger import read_correct_rollouts
+
     job_dir = Path(job_dir)
     s, g = _settings(cfg), _grad_settings(cfg)
     tau = float(cfg.passrate.get("tau", 0.1))
@@ -237,7 +195,7 @@ def passrates_for_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base) -
     t0 = time.time()
     examples = _examples(task, s["splits"])
     merged.eval()
-    end = _sample_entries(merged, tok, task, examples, s, s["k"], s["seed"], "pass@1 end")
+    end = _sample_entries(merged, tok, task, examples, s, "pass@1 end")
     timings["end"] = time.time() - t0
 
     ledger = per_prompt(read_ledger(job_dir / "ledger.csv"))
@@ -254,26 +212,39 @@ def passrates_for_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base) -
                      "first_correct_step": led.first_correct_step if led else -1,
                      "class": classify(p0, p1, correct + gold, tau), "grad": 0})
 
+    grad_info: dict = {}
     if objective == "rlvr" and g["enabled"]:
-        rewarded = [r["prompt_id"] for r in rows if r["split"] == "train" and r["correct_seen"] > 0]
-        start, timings["topup"] = topup_correct(cfg, task, base, rewarded, loader)
-        texts = {e.id: e.prompt for e in task.train}
-        sketches, timings["grad"] = gradient_sketches(cfg, start, rewarded, texts, loader)
+        t0 = time.time()
+        kept = read_correct_rollouts(job_dir / "correct_rollouts.jsonl")
+        train_rows = [r for r in rows if r["split"] == "train"]
+        use = {r["prompt_id"]: kept[r["prompt_id"]] for r in train_rows if kept.get(r["prompt_id"])}
+        # why a training prompt has no gradient: never sampled, sampled but never correct, or (a run written
+        # before correct_rollouts.jsonl existed) correct rollouts counted but not kept
+        grad_info["left_out"] = {
+            "not_sampled": sum(r["rollouts_seen"] == 0 for r in train_rows),
+            "no_correct_rollout": sum(r["rollouts_seen"] > 0 and r["correct_seen"] == 0 for r in train_rows),
+            "correct_not_kept": sum(r["correct_seen"] > 0 and r["prompt_id"] not in use for r in train_rows)}
+        if use:
+            model, mtok = merged, tok
+            if g["at"] == "base":
+                model, mtok = loader.get()
+            texts = {e.id: e.prompt for e in task.train}
+            sketches = gradient_sketches(model, mtok, use, texts, g)
+        else:
+            sketches = {}
         ids = sorted(sketches)
-        np.savez(job_dir / "grad_sketch.npz", ids=np.array(ids, dtype=str),
-                 sketch=np.stack([sketches[p][0] for p in ids]) if ids else np.zeros((0, g["dim"]), np.float32),
-                 norm=np.array([sketches[p][1] for p in ids]), n_tokens=np.array([sketches[p][2] for p in ids]),
-                 n_rollouts=np.array([len(sketches[p][3]) for p in ids]), dim=g["dim"], seed=g["seed"],
-                 params=g["params"])
-        with (job_dir / "correct_rollouts.jsonl").open("w") as fh:
-            for p in ids:
-                for r in sketches[p][3]:
-                    fh.write(json.dumps({"prompt_id": p, "source": "base_sample", "text": r["text"],
-                                         "eos": r["eos"]}) + "\n")
+        with atomic_path(job_dir / "grad_sketch.npz") as tmp:
+            np.savez(tmp, ids=np.array(ids, dtype=str),
+                     sketch=np.stack([sketches[p][0] for p in ids]) if ids else np.zeros((0, g["dim"]), np.float32),
+                     norm=np.array([sketches[p][1] for p in ids]), n_tokens=np.array([sketches[p][2] for p in ids]),
+                     n_rollouts=np.array([sketches[p][3] for p in ids]), dim=g["dim"], seed=g["seed"],
+                     params=g["params"], at=g["at"], source="training")
         for r in rows:
             r["grad"] = int(r["prompt_id"] in sketches)
+        grad_info["sketched"] = len(ids)
+        timings["grad"] = time.time() - t0
 
-    with (job_dir / "prompts.csv").open("w", newline="") as fh:
+    with atomic_path(job_dir / "prompts.csv") as tmp, tmp.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=PROMPTS_COLUMNS)
         w.writeheader()
         w.writerows(rows)
@@ -281,8 +252,8 @@ def passrates_for_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base) -
     for r in rows:
         if r["split"] == "train":
             counts[r["class"]] = counts.get(r["class"], 0) + 1
-    (job_dir / "passrate.json").write_text(json.dumps({
-        "start_key": start["key"], "tau": tau, "settings": s, "grad_sim": g, "train_classes": counts,
-        "seconds": {k: round(v, 2) for k, v in timings.items()}}, indent=1))
+    atomic_write_json(job_dir / "passrate.json", {
+        "start_key": start["key"], "tau": tau, "settings": s, "grad_sim": {**g, **grad_info},
+        "train_classes": counts, "seconds": {k: round(v, 2) for k, v in timings.items()}})
     loader.model = None
     return job_dir / "prompts.csv"

@@ -90,7 +90,9 @@ def add_gradient_similarity(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         z = np.load(path)
         if len(z["ids"]) < 2:
             continue
-        meta = {"dim": int(z["dim"]), "params": str(z["params"]), "max_rollouts": int(z["n_rollouts"].max())}
+        meta = {"dim": int(z["dim"]), "params": str(z["params"]), "max_rollouts": int(z["n_rollouts"].max()),
+                "at": str(z["at"]) if "at" in z else "base",
+                "source": str(z["source"]) if "source" in z else "base samples"}
         sims = dict(zip([str(i) for i in z["ids"]], similarity_to_rest(z["sketch"])))
         rows = (df._job == job) & (df.split == "train")
         df.loc[rows, "sim_to_rest"] = df.loc[rows, "prompt_id"].map(sims)
@@ -145,7 +147,8 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
         for split in ("train", "test"):
             s = d[d.split == split]
             if len(s):
-                row[f"{split}_pass_start"] = s.drop_duplicates("prompt_id").pass_start.mean()
+                # mean over seeds of the per-seed mean: with passrate.start_seeded each seed has its own start
+                row[f"{split}_pass_start"] = s.groupby("seed").pass_start.mean().mean()
                 m, sd, _, _ = spread(list(s.groupby("seed").pass_end.mean()))
                 row[f"{split}_pass_end"], row[f"{split}_pass_end_std"] = m, sd
         test = d[d.split == "test"]
@@ -157,24 +160,65 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def similarity_table(df: pd.DataFrame, n_boot: int = 1000) -> pd.DataFrame:
-    """Per RLVR condition and group (easy / learnable / unlearnable, across seeds): prompts, mean similarity
-    to the rest with bootstrap CI, Mann–Whitney p-value against the unlearnable group (and learnable vs easy)."""
-    from harness.unlearn.gradsim import bootstrap_ci, mann_whitney
+def _sketches(job: str) -> tuple[list[str], np.ndarray] | None:
+    path = Path(job) / "grad_sketch.npz"
+    if not path.exists():
+        return None
+    z = np.load(path)
+    return [str(i) for i in z["ids"]], z["sketch"]
+
+
+def similarity_table(df: pd.DataFrame, n_boot: int = 1000, n_perm: int = 10_000) -> pd.DataFrame:
+    """Per RLVR condition and group (easy / learnable / unlearnable, across seeds): the group's training
+    prompts, how many have a gradient (``n``) and why the others were left out, the mean similarity to the rest
+    with a bootstrap CI over prompts, and permutation p-values (labels permuted over the prompt x prompt cosine
+    matrix pooled over seeds) against the unlearnable group and, for learnable vs easy, against each other;
+    Mann–Whitney on the same scores beside them (``p_mw_*``) for comparison."""
+    from harness.unlearn.gradsim import (
+        bootstrap_ci,
+        mann_whitney,
+        mean_to_rest,
+        permutation_test,
+        pooled_cosine_matrix,
+    )
 
     rows = []
-    rl = df[(df.objective == "rlvr") & (df.split == "train") & df.sim_to_rest.notna()]
+    rl = df[(df.objective == "rlvr") & (df.split == "train")]
     for cond, d in rl.groupby("condition", sort=True):
-        per_prompt = d.groupby("prompt_id").agg(sim=("sim_to_rest", "mean"), cls=("class_all_seeds", "first"))
-        vals = {g: per_prompt.sim[per_prompt.cls == g].to_numpy() for g in SIM_GROUPS}
+        runs = [r for r in (_sketches(j) for j in d._job.unique()) if r is not None]
+        if not runs:
+            continue
+        ids, sim, _ = pooled_cosine_matrix(runs)
+        per_prompt = d.groupby("prompt_id").agg(cls=("class_all_seeds", "first"), sampled=("rollouts_seen", "max"),
+                                                correct=("correct_seen", "max"))
+        labels = [per_prompt.cls.get(p, "") for p in ids]
+        score = dict(zip(ids, mean_to_rest(sim)))
+        vals = {g: np.array([score[p] for p, c in zip(ids, labels) if c == g]) for g in SIM_GROUPS}
+
+        def test(a: str, b: str, sim=sim, labels=labels, vals=vals) -> tuple[float, float, float]:
+            r = permutation_test(sim, labels, a, b, n_perm=n_perm)
+            return r.statistic, r.p, mann_whitney(vals[a], vals[b])
+
         for g in SIM_GROUPS:
+            members = per_prompt[per_prompt.cls == g]
+            out = members[~members.index.isin(ids)]
             v = vals[g]
             lo, hi = bootstrap_ci(v, n_boot)
+            row = {"condition": cond, "group": g, "prompts": len(members), "n": len(v),
+                   "left_not_sampled": int((out.sampled == 0).sum()),
+                   "left_no_correct": int(((out.sampled > 0) & (out.correct == 0)).sum()),
+                   "left_not_kept": int((out.correct > 0).sum()),
+                   "mean_sim": float(np.mean(v)) if len(v) else np.nan, "ci_lo": lo, "ci_hi": hi}
+            row["diff_vs_unlearnable"], row["p_vs_unlearnable"], row["p_mw_vs_unlearnable"] = (
+                test(g, UNLEARNABLE) if g != UNLEARNABLE else (np.nan,) * 3)
             ref = LEARNABLE if g == EASY else (EASY if g == LEARNABLE else None)
-            rows.append({"condition": cond, "group": g, "n": len(v),
-                         "mean_sim": float(np.mean(v)) if len(v) else np.nan, "ci_lo": lo, "ci_hi": hi,
-                         "p_vs_unlearnable": mann_whitney(v, vals[UNLEARNABLE]) if g != UNLEARNABLE else np.nan,
-                         "p_vs_other": mann_whitney(v, vals[ref]) if ref else np.nan})
+            row["diff_vs_other"], row["p_vs_other"], row["p_mw_vs_other"] = test(g, ref) if ref else (np.nan,) * 3
+            rows.append(row)
+        # the prompts in no group: their class differs between seeds, or they were never rewarded
+        for g in (MIXED, NEVER):
+            members = per_prompt[per_prompt.cls == g]
+            rows.append({"condition": cond, "group": g, "prompts": len(members),
+                         "n": int(members.index.isin(ids).sum())})
     return pd.DataFrame(rows)
 
 
@@ -277,7 +321,7 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _markdown(summary: pd.DataFrame, sims: pd.DataFrame, cross: pd.DataFrame, meta: dict, plots: list[str],
-              n_boot: int) -> str:
+              n_boot: int, n_perm: int = 10_000) -> str:
     tau = summary.tau.iloc[0]
     lines = ["## Unlearnability", "",
              f"Classes of the training prompts (τ = {tau:g}): *hard* = pass@1 at start ≤ τ; of the hard prompts, "
@@ -301,18 +345,37 @@ def _markdown(summary: pd.DataFrame, sims: pd.DataFrame, cross: pd.DataFrame, me
         cells.append(_fmt(r.get("test_hard_learned", np.nan), r.get("test_hard_learned_std", np.nan)))
         lines.append("| " + " | ".join(cells) + " |")
     if len(sims):
-        lines += ["", f"Gradient similarity (RLVR conditions): per rewarded training prompt, the base-model gradient "
-                  f"of the mean token log-likelihood of up to {meta.get('max_rollouts', '?')} correct rollouts, "
-                  f"count-sketched to d = {meta.get('dim', '?')} ({meta.get('params', '?')}); a prompt's value is "
-                  "its mean cosine to every other sketched prompt (averaged over seeds); groups by the all-seeds "
-                  f"class; 95% bootstrap CI over prompts ({n_boot} resamples); two-sided Mann–Whitney p-values. "
-                  f"Sketch noise ≈ {1 / math.sqrt(max(1, meta.get('dim', 1))):.3f} per cosine.", "",
-                  "| condition | group | prompts | mean cosine to rest [95% CI] | p vs unlearnable | p learnable vs easy |",
-                  "|---|---|---|---|---|---|"]
-        for _, r in sims.iterrows():
+        at = {"base": "the base weights W0 (the same for every run)", "end": "each run's final merged weights"}
+        src = ("correct rollouts sampled during training" if meta.get("source") == "training"
+               else "correct samples of the base")
+        lines += ["", f"Gradient similarity (RLVR conditions): per rewarded training prompt, the gradient at "
+                  f"{at.get(meta.get('at', 'base'), meta.get('at'))} of the mean token log-likelihood of its first "
+                  f"{meta.get('max_rollouts', '?')} {src}, count-sketched to d = {meta.get('dim', '?')} "
+                  f"({meta.get('params', '?')}). The cosine matrices of the seeds are pooled (each pair averaged "
+                  "over the seeds that sketched both); a prompt's value is its mean cosine to every other prompt of "
+                  "the matrix; groups by the all-seeds class; 95% bootstrap CI over prompts "
+                  f"({n_boot} resamples). p: two-sided permutation test of the difference of group means, group "
+                  f"labels permuted over the matrix ({n_perm} permutations, p ≥ 1/{n_perm + 1}): the prompts' "
+                  "values share pairwise terms, so they are not independent samples. Left out: prompts of the "
+                  "group without a gradient in any seed (never sampled / sampled, never correct / correct but "
+                  f"not kept). Sketch noise ≈ {1 / math.sqrt(max(1, meta.get('dim', 1))):.3f} per cosine.", "",
+                  "| condition | group | with gradient / prompts | left out: not sampled, no correct, not kept "
+                  "| mean cosine to rest [95% CI] | Δ vs unlearnable (p) | Δ learnable − easy (p) |",
+                  "|---|---|---|---|---|---|---|"]
+        for _, r in sims[sims.group.isin(SIM_GROUPS)].iterrows():
             ci = f"{r.mean_sim:.4f} [{r.ci_lo:.4f}, {r.ci_hi:.4f}]" if r.n else "–"
-            other = _p(r.p_vs_other) if r.group == LEARNABLE else ""
-            lines.append(f"| {r.condition} | {r.group} | {r.n} | {ci} | {_p(r.p_vs_unlearnable)} | {other} |")
+            vs_u = "" if r.group == UNLEARNABLE or pd.isna(r.p_vs_unlearnable) else (
+                f"{r.diff_vs_unlearnable:+.4f} ({_p(r.p_vs_unlearnable)})")
+            other = f"{r.diff_vs_other:+.4f} ({_p(r.p_vs_other)})" if (
+                r.group == LEARNABLE and not pd.isna(r.p_vs_other)) else ""
+            left = f"{r.left_not_sampled:.0f}, {r.left_no_correct:.0f}, {r.left_not_kept:.0f}"
+            lines.append(f"| {r.condition} | {r.group} | {r.n:.0f}/{r.prompts:.0f} | {left} | {ci} | {vs_u} "
+                         f"| {other} |")
+        rest = sims[~sims.group.isin(SIM_GROUPS)]
+        for cond, d in rest.groupby("condition", sort=True):
+            counts = ", ".join(f"{r.group} {r.prompts:.0f} ({r.n:.0f} with gradient)" for _, r in d.iterrows())
+            lines.append(f"\n{cond}: prompts in no tested group: {counts}; those with a gradient count in the "
+                         "others' similarity to the rest.")
     if len(cross):
         lines += ["", "SFT cross-check: of the prompts RLVR left unlearnable, how many the SFT run on the same data "
                   "(same adapter and seed) learned (pass@1 at end > τ); *all* = the all-seeds unlearnable "
@@ -344,7 +407,8 @@ def unlearnability_section(sweep_dir: Path, out_dir: Path | None = None, n_boot:
     df, meta = add_gradient_similarity(df)
     df = add_sft_crosscheck(df)
     summary = summary_table(df)
-    sims = similarity_table(df, n_boot)
+    n_perm = _n_perm(Path(df._job.iloc[0]))
+    sims = similarity_table(df, n_boot, n_perm)
     cross = crosscheck_table(df)
     cols = ["run", "condition", "pair", "adapter", "objective", "seed", "prompt_id", "split", "group", "pass_start",
             "pass_end", "rollouts_seen", "correct_seen", "gold_seen", "class", "class_all_seeds", "n_seeds",
@@ -356,7 +420,7 @@ def unlearnability_section(sweep_dir: Path, out_dir: Path | None = None, n_boot:
     cross.to_csv(out_dir / "unlearnability_sft.csv", index=False)
     plots = [p for p in (plot_scatter(df, out_dir / "unlearnability_scatter.png"),
                          plot_similarity(df, out_dir / "unlearnability_gradsim.png")) if p]
-    text = _markdown(summary, sims, cross, meta, [_rel(p, sweep_dir) for p in plots], n_boot)
+    text = _markdown(summary, sims, cross, meta, [_rel(p, sweep_dir) for p in plots], n_boot, n_perm)
     (out_dir / "unlearnability.md").write_text(text)
     return text
 
@@ -365,3 +429,9 @@ def _n_boot(job: Path) -> int:
     from harness.sweep import RunDir
 
     return int(RunDir(job).get("passrate.grad_sim.n_boot", 1000))
+
+
+def _n_perm(job: Path) -> int:
+    from harness.sweep import RunDir
+
+    return int(RunDir(job).get("passrate.grad_sim.n_perm", 10_000))
