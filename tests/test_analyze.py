@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from harness import analyze
-from harness.geometry.analyze_run import analyze_sweep
+from harness.geometry.analyze_run import analyze_sweep, settings_tag
 from harness.geometry.metrics import Settings
 from harness.geometry.synthetic import synthetic_delta, write_checkpoint, write_run
 
@@ -103,8 +103,15 @@ def test_stored_analysis_reused_unless_settings_change(sweep: Path) -> None:
     stamp = csv.stat().st_mtime_ns
     analyze_sweep(sweep, Settings())
     assert csv.stat().st_mtime_ns == stamp
+    # Other settings sit beside the default analysis (the report reads the default): neither overwrites the other.
     analyze_sweep(sweep, Settings(ks=(8,)))
-    assert csv.stat().st_mtime_ns != stamp and "angle_k8" in pd.read_csv(csv).columns
+    tag = settings_tag(Settings(ks=(8,)))
+    other = csv.with_name(f"geometry{tag}.csv")
+    assert tag and csv.stat().st_mtime_ns == stamp and "angle_k8" in pd.read_csv(other).columns
+    assert "angle_k8" not in pd.read_csv(csv).columns
+    assert (sweep / f"cross_run{tag}.csv").exists() and (sweep / f"plots{tag}" / "geometry_layers.png").exists()
+    analyze_sweep(sweep, Settings())
+    assert csv.stat().st_mtime_ns == stamp  # the default analysis is reused, not recomputed
 
 
 def test_run_dir_and_sections(sweep: Path, capsys, monkeypatch) -> None:
@@ -113,8 +120,9 @@ def test_run_dir_and_sections(sweep: Path, capsys, monkeypatch) -> None:
     analyze.main([str(run), "k=4", "alpha=0.1", f"matrix={name(1, 'up')}"])
     out = capsys.readouterr().out
     assert "full/sft/s0" in out and out.index("extra section") > out.index("full/sft/s0")
-    assert "angle_k4" in pd.read_csv(run / "geometry.csv").columns
-    assert (run / "plots" / "geometry_spectrum.png").exists()
+    tag = settings_tag(Settings(ks=(4,), alpha=0.1))
+    assert "angle_k4" in pd.read_csv(run / f"geometry{tag}.csv").columns
+    assert (run / f"plots{tag}" / "geometry_spectrum.png").exists()
 
 
 def test_checkpoint_pair(tmp_path, monkeypatch, capsys) -> None:
