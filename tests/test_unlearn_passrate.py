@@ -1,0 +1,81 @@
+"""Start pass rates are cached per (base weights, settings, seed), not per base path: a checkpoint retrained at
+the same path is measured again (a regression test: keyed by the path, the second measurement silently reused
+the first model's values); with ``passrate.start_seeded`` each run seed gets its own start."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from harness.unlearn.passrate import _examples, _sample_entries, _settings, start_passrates
+from tests.conftest import compose
+
+
+@pytest.fixture
+def setup(tmp_path, tiny_base):
+    data = tmp_path / "digits.jsonl"
+    with data.open("w") as fh:
+        for i in range(6):
+            fh.write(json.dumps({"prompt": f"Say the digit {(3 * i) % 10} ({i})", "answer": str((3 * i) % 10)}) + "\n")
+    base = tmp_path / "ckpt"
+    shutil.copytree(tiny_base, base)
+
+    def cfg(*extra: str):
+        return compose("model=tiny", "task=jsonl", f"task.path={data}", "task.n_train=4", "task.n_test=2",
+                       "passrate.enabled=true", "passrate.k=4", "passrate.max_new_tokens=4", *extra)
+
+    return cfg, base
+
+
+def _retrain_in_place(base) -> None:
+    """Overwrite the checkpoint at ``base`` with other weights (what retraining to the same path does)."""
+    from harness.models import load_model
+
+    model, tok = load_model(base)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5 * torch.randn(p.shape, generator=g))
+    model.save_pretrained(base)
+
+
+def test_start_cache_keyed_by_weights_not_path(setup):
+    from harness.models import load_model
+    from harness.tasks import build_task
+
+    cfg_of, base = setup
+    cfg = cfg_of()
+    task = build_task(cfg.task)
+    first, spent = start_passrates(cfg, task, base)
+    assert spent > 0
+    again, spent = start_passrates(cfg, task, base)
+    assert spent == 0 and again == first  # the same weights: from the cache
+
+    _retrain_in_place(base)
+    second, spent = start_passrates(cfg, task, base)
+    assert second["key"] != first["key"] and spent > 0  # keyed by the path, this came back stale from the cache
+    model, tok = load_model(base)
+    s = _settings(cfg)
+    fresh = _sample_entries(model.eval(), tok, task, _examples(task, s["splits"]), s, "")
+    assert {p: e["pass"] for p, e in second["prompts"].items()} == {p: e["pass"] for p, e in fresh.items()}
+
+
+def test_start_seeded_one_start_per_seed(setup):
+    from harness.store import base_key
+    from harness.unlearn.passrate import start_settings
+
+    cfg_of, base = setup
+
+    def key(*extra):
+        return base_key(base, start_settings(cfg_of(*extra)))
+
+    # default: one start for every run seed (passrate.seed)
+    assert key("seed=0") == key("seed=1")
+    assert key("seed=0", "passrate.seed=0") != key("seed=0", "passrate.seed=3")
+    # seeded: the run's seed draws the samples, one cache entry per seed
+    assert key("seed=0", "passrate.start_seeded=true") != key("seed=1", "passrate.start_seeded=true")
+    assert _settings(cfg_of("seed=5", "passrate.start_seeded=true"))["seed"] == 5
+    assert _settings(cfg_of("seed=5"))["seed"] == 0
