@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.stats import seed_mean
 from harness.sweep import Sweep
 
 
@@ -78,24 +79,12 @@ def numeric(values) -> np.ndarray:
 
 def seed_cell(values, fmt: str = "{:.3g}") -> str:
     """Mean over seeds with its 95 % t-interval half-width: ``0.12 ± 0.03``; one seed shows the value alone."""
-    v = numeric(values)
-    if v.size == 0:
+    s = seed_mean(numeric(values))
+    if s.n == 0:
         return "–"
-    m, lo, hi = mean_ci(v)  # reconciled with harness.stats once it lands
-    if v.size == 1 or not math.isfinite(hi):
-        return fmt.format(m)
-    return f"{fmt.format(m)} ± {fmt.replace('+', '').format((hi - lo) / 2)}"
-
-
-def mean_ci(v: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and its t-interval over seeds (NaN bounds for one value)."""
-    from scipy import stats
-
-    m = float(np.mean(v))
-    if v.size < 2:
-        return m, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1) * np.std(v, ddof=1) / math.sqrt(v.size))
-    return m, m - half, m + half
+    if s.n == 1 or not math.isfinite(s.hi):
+        return fmt.format(s.estimate)
+    return f"{fmt.format(s.estimate)} ± {fmt.replace('+', '').format((s.hi - s.lo) / 2)}"
 
 
 def markdown(df: pd.DataFrame) -> str:

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from harness.report.base import Context, section
+from harness.stats import ema
 
 # Curves panels: (train_log column, title). GRPO's loss is ~0 by construction: RLVR shows its reward.
 PANELS = (("loss", "SFT loss", "sft"), ("reward", "RLVR mean reward", "rlvr"),
           ("frac_reward_zero_std", "RLVR: groups with zero advantage (no gradient)", "rlvr"))
-EMA_SPAN = 0.1  # EMA window as a share of the run's steps (at least 3 steps)
+EMA_SPAN = 0.1  # EMA window as a share of the run's steps (at least 3 steps): alpha = 2 / (window + 1)
 
 
-def ema(values: np.ndarray, span: float) -> np.ndarray:
-    """Exponential moving average with the given span in steps (pandas' definition)."""
-    return pd.Series(values).ewm(span=max(span, 1.0), adjust=True).mean().to_numpy()
+def alpha_for(steps: int) -> float:
+    return 2.0 / (max(3.0, EMA_SPAN * steps) + 1.0)
 
 
 def plot_curves(ctx: Context, out: Path) -> Path | None:
@@ -41,7 +38,7 @@ def plot_curves(ctx: Context, out: Path) -> Path | None:
             y = log[col].to_numpy(dtype=float)
             c = colors[i % len(colors)]
             ax.plot(log["step"], y, color=c, alpha=0.2, lw=0.8)
-            ax.plot(log["step"], ema(y, max(3.0, EMA_SPAN * len(y))), color=c, lw=1.6, label=label)
+            ax.plot(log["step"], ema(y, alpha_for(len(y))), color=c, lw=1.6, label=label)
             drawn = True
     if not drawn:
         plt.close(fig)
