@@ -7,16 +7,24 @@ Tasks (``conf/eval/default.yaml``):
 - any lm-eval task by name (``eval.tasks=[gsm8k]``), loaded from lm-eval's own index, for users with a network.
 
 The local tasks are lm-eval ``generate_until`` tasks written as JSONL + task YAML (``dataset_path: json``) under
-``<sweep dir>/eval_tasks/<key>/`` (the job dir for a single run) and registered with
-``TaskManager(include_path=..., include_defaults=False)``. Decoding is greedy and stops at a newline or eos; the
-filter :func:`answer_filter` takes the final answer exactly as :func:`harness.tasks.score` does, so lm-eval's
-``exact_match`` equals the harness's own scorer. The base is evaluated once per sweep and cached in
-``eval_tasks/base-<key>.json`` (keyed by a hash of the base dir and every eval setting, under a lock for parallel
-jobs). Each run writes ``eval.json`` and ``eval_samples.jsonl`` (prompt, completion, filtered answer, target):
+``<sweep dir>/eval_tasks/<key>/`` (the job dir for a single run); each YAML ``include``s the one template
+shipped beside this module (``lm_eval_task.yaml``) and is written with ``yaml.safe_dump``. lm-eval scores every
+completion with :func:`process_results`, which calls :func:`harness.tasks.score`, so the evaluation accuracy is
+the training reward's mean by construction (math-verify included). Decoding is greedy and stops at a newline or
+eos. Every task (named ones included) is loaded once per run and serves the base and the run.
+
+The base is evaluated once per (base weights, eval settings) and cached under ``$HARNESS_CACHE/eval-base/``
+(``harness.store.once_per_base``: keyed by a hash of the weights, not the path). Each run writes ``eval.json``
+and ``eval_samples.jsonl`` (prompt id, prompt, completion, target, score):
 
     {"adapter", "objective", "seed", "model", "task", "base_dir", "task_dir", "seconds": {"run", "base", "total"},
-     "tasks": {"id" | "ood_<name>" | "<lm-eval task>": {"split": "id" | "ood" | "lm_eval", "source", "accuracy",
-               "stderr", "n", "metric", "base_accuracy", "base_stderr", "delta"}}}
+     "tasks": {"id" | "ood_<name>" | "<lm-eval task>": {"split": "id" | "ood" | "lm_eval", "source", "metric",
+               "accuracy", "ci", "stderr", "n", "base_accuracy", "base_ci", "base_stderr", "delta", "delta_ci",
+               "delta_p", "mcnemar_p", "scores", "base_scores"}}}
+
+``scores`` / ``base_scores`` map prompt id -> per-prompt score (0/1 for the harness's tasks), so the report can
+pair run and base (or two runs) on the same prompts; ``ci`` is the 95 % Wilson interval of the accuracy,
+``delta_ci`` / ``delta_p`` the paired bootstrap of run − base, ``mcnemar_p`` McNemar's exact test.
 """
 
 from __future__ import annotations
@@ -24,131 +32,76 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
+import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Iterator
-from decimal import Decimal
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from harness import models
+from harness import models, stats
+from harness.store import (
+    atomic_write_json,
+    atomic_write_text,
+    cache_lock,
+    once_per_base,
+    read_json,
+    settings_hash,
+)
 from harness.tasks import Example, build_task
-from harness.tasks.scoring import NUMBER, _number, extract_answer
+from harness.tasks.scoring import score
 
-INVALID = "[invalid]"  # what the filter returns when a completion holds no answer; never equals a target
-FILTER = "final_answer"  # lm-eval filter name: result keys read "exact_match,final_answer"
+METRIC = "score"  # the lm-eval metric of the local tasks: result keys read "score,none"
 TASKS_DIR = "eval_tasks"
+TEMPLATE = Path(__file__).with_name("lm_eval_task.yaml")
 
 
 class EvalTaskError(RuntimeError):
     """An lm-eval task cannot be loaded (unknown name, or data that cannot be fetched); the message says why."""
 
 
-# --- the answer filter: agrees with harness.tasks.score ---------------------------------------------------
+# --- scoring inside lm-eval ----------------------------------------------------------------------------------
 
 
-def _canonical(d: Decimal) -> str:
-    """One string per number: 12 == 12.0 == +12 -> "12" (no context rounding, unlike Decimal.normalize)."""
-    s = format(d, "f")
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    return "0" if s in ("-0", "") else s
-
-
-def gold_target(gold: str) -> str:
-    """The string lm-eval compares with: the canonical number for numeric answers, else the stripped text."""
-    num = _number(str(gold).strip())
-    return _canonical(num) if num is not None else str(gold).strip()
-
-
-def final_answer(completion: str, gold: str) -> str:
-    """The final answer of ``completion`` in the form of :func:`gold_target`; exact match with
-    ``gold_target(gold)`` iff ``harness.tasks.score(completion, gold) == 1`` (math-verify's symbolic
-    equivalence for non-numeric answers aside: those compare as stripped text)."""
-    segment = extract_answer(completion)
-    if not segment:
-        return INVALID
-    if _number(str(gold).strip()) is None:
-        return segment.strip()
-    numbers = NUMBER.findall(segment)
-    got = _number(numbers[-1]) if numbers else None
-    return INVALID if got is None else _canonical(got)
-
-
-def answer_filter(resps: list[list[str]], docs: list[dict]) -> list[list[str]]:
-    """lm-eval ``custom`` filter (``filter_fn: !function harness.evaluate.answer_filter``)."""
-    return [[final_answer(r, str(doc["answer"])) for r in rs] for rs, doc in zip(resps, docs)]
-
-
-def doc_to_target(doc: dict) -> str:
-    """lm-eval ``doc_to_target`` (``!function harness.evaluate.doc_to_target``)."""
-    return gold_target(str(doc["answer"]))
+def process_results(doc: dict, results: Sequence[str]) -> dict[str, float]:
+    """lm-eval ``process_results`` of the local tasks (``!function harness.evaluate.process_results``): the
+    harness scorer on the one greedy completion."""
+    return {METRIC: score(results[0], str(doc["answer"]))}
 
 
 # --- local lm-eval tasks from the harness's task data ------------------------------------------------------
 
-TASK_YAML = """\
-# Generated by harness.evaluate from {jsonl_name}: greedy generation, final answer filter, exact match.
-task: {name}
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {jsonl}
-  cache_dir: {cache}
-test_split: test
-output_type: generate_until
-doc_to_text: "{{{{prompt}}}}"
-doc_to_target: !function harness.evaluate.doc_to_target
-generation_kwargs:
-  until: {until}
-  do_sample: false
-  max_gen_toks: {max_gen_toks}
-filter_list:
-  - name: {filter}
-    filter:
-      - function: custom
-        filter_fn: !function harness.evaluate.answer_filter
-metric_list:
-  - metric: exact_match
-    aggregation: mean
-    higher_is_better: true
-num_fewshot: 0
-metadata:
-  version: 1.0
-"""
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def write_task_yaml(task_dir: Path, name: str, jsonl: Path, max_gen_toks: int, until=("\n",)) -> Path:
-    """The lm-eval task YAML for a JSONL file of ``{"prompt", "answer"}`` rows (any extra keys are kept).
+def write_task_yaml(task_dir: Path, name: str, jsonl: Path, max_gen_toks: int, until: Sequence[str] = ("\n",)) -> Path:
+    """The lm-eval task YAML for a JSONL file of ``{"prompt", "answer"}`` rows (extra keys, e.g. ``id``, are kept
+    in the docs): it includes :data:`TEMPLATE` and sets the data and the generation.
 
     Generation stops at eos, after ``max_gen_toks`` tokens, or at any string of ``until`` (default a newline:
     the answer line; with ``until=[]`` a completion that opens with a blank line is judged on its first non-empty
     line, like the training reward)."""
-    task_dir.mkdir(parents=True, exist_ok=True)
-    path = task_dir / f"{name}.yaml"
-    text = TASK_YAML.format(name=name, jsonl=json.dumps(str(Path(jsonl).resolve())), jsonl_name=Path(jsonl).name,
-                            cache=json.dumps(str(task_dir.resolve() / ".hf_cache")), max_gen_toks=int(max_gen_toks),
-                            until=json.dumps([str(u) for u in until]), filter=FILTER)
-    _write_atomic(path, text)
-    return path
+    task_dir = Path(task_dir)
+    spec = {
+        "include": str(TEMPLATE.resolve()),
+        "task": name,
+        "dataset_kwargs": {"data_files": {"test": str(Path(jsonl).resolve())},
+                           "cache_dir": str(task_dir.resolve() / ".hf_cache")},
+        "generation_kwargs": {"until": [str(u) for u in until], "do_sample": False, "max_gen_toks": int(max_gen_toks)},
+    }
+    head = f"# Generated by harness.evaluate from {Path(jsonl).name}; scored by harness.tasks.score.\n"
+    return atomic_write_text(task_dir / f"{name}.yaml", head + yaml.safe_dump(spec, sort_keys=False))
 
 
-def write_task(task_dir: Path, name: str, examples: list[Example], max_gen_toks: int, until=("\n",)) -> Path:
-    """JSONL of the examples and its task YAML, in ``task_dir``."""
-    task_dir.mkdir(parents=True, exist_ok=True)
-    jsonl = task_dir / f"{name}.jsonl"
+def write_task(task_dir: Path, name: str, examples: list[Example], max_gen_toks: int,
+               until: Sequence[str] = ("\n",)) -> Path:
+    """JSONL of the examples (id, prompt, answer, group) and its task YAML, in ``task_dir``."""
+    jsonl = Path(task_dir) / f"{name}.jsonl"
     rows = [{"id": e.id, "prompt": e.prompt, "answer": str(e.answer), "group": e.group} for e in examples]
-    _write_atomic(jsonl, "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write_text(jsonl, "".join(json.dumps(r) + "\n" for r in rows))
     return write_task_yaml(task_dir, name, jsonl, max_gen_toks, until)
 
 
@@ -174,7 +127,7 @@ def local_tasks(ecfg: DictConfig, task) -> dict[str, tuple[str, str, list[Exampl
 
 
 def eval_root(job_dir: Path) -> Path:
-    """Where the task data and the base cache live: the sweep dir in a multirun, the job dir for a single run."""
+    """Where the task data lives: the sweep dir in a multirun, the job dir for a single run."""
     try:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
@@ -186,32 +139,41 @@ def eval_root(job_dir: Path) -> Path:
     return job_dir.parent
 
 
+@functools.cache
+def _scoring_version() -> str:
+    """Hash of the scorer's source and the task template: a change to either makes cached base results stale."""
+    from harness.tasks import scoring
+
+    blob = Path(scoring.__file__).read_bytes() + TEMPLATE.read_bytes()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
 def eval_settings(cfg: DictConfig) -> dict:
     """Everything the accuracies depend on, except the model: keys the task data and the base cache."""
     from importlib.metadata import version
 
     ecfg = OmegaConf.to_container(cfg.eval, resolve=True)
     ecfg.pop("enabled", None)
-    return {"eval": ecfg, "task": OmegaConf.to_container(cfg.task, resolve=True), "lm_eval": version("lm_eval")}
+    return {"eval": ecfg, "task": OmegaConf.to_container(cfg.task, resolve=True), "lm_eval": version("lm_eval"),
+            "scoring": _scoring_version(), "template": str(TEMPLATE.resolve())}
 
 
 def prepare_tasks(cfg: DictConfig, task, root: Path) -> tuple[Path, dict[str, tuple[str, str, int]]]:
     """Write the local tasks once per sweep (under a lock); returns their dir and name -> (split, source, n)."""
-    key = models.settings_hash(eval_settings(cfg))
-    task_dir = root / TASKS_DIR / key
+    task_dir = Path(root) / TASKS_DIR / settings_hash(eval_settings(cfg))
     index = task_dir / "tasks.json"
-    with models.cache_lock(f"eval-tasks-{models.settings_hash(str(task_dir.resolve()))}"):
+    with cache_lock(f"eval-tasks-{settings_hash(str(task_dir.resolve()))}"):
         if not index.exists():
             meta = {}
             for name, (split, source, examples) in local_tasks(cfg.eval, task).items():
                 write_task(task_dir, name, examples, cfg.eval.max_gen_toks, cfg.eval.get("until", ["\n"]))
                 meta[name] = (split, source, len(examples))
-            _write_atomic(index, json.dumps(meta, indent=1))
-    meta = json.loads(index.read_text())
+            atomic_write_json(index, meta)
+    meta = read_json(index)
     return task_dir, {k: tuple(v) for k, v in meta.items()}
 
 
-# --- running lm-eval ---------------------------------------------------------------------------------------
+# --- loading tasks: once per run ---------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -236,13 +198,24 @@ def _builtin_tasks():
         return TaskManager()
 
 
-def load_named_tasks(names: list[str], task_manager=None) -> list[Any]:
-    """Tasks (or groups) from lm-eval's built-in index, by name, with a clear error when one cannot load."""
+_NAMED: dict[str, Any] = {}  # named lm-eval tasks loaded from the built-in index in this process, by name
+
+
+def load_named_tasks(names: Sequence[str], task_manager=None) -> list[Any]:
+    """Tasks (or groups) from lm-eval's built-in index, by name, with a clear error when one cannot load.
+
+    Loading builds the task's dataset (a download or a cache read); a task from the built-in index is loaded
+    once per process and reused (lm-eval rebuilds its requests on every evaluation), so the check before
+    training, the base and the run share one load."""
     if not names:
         return []
     tm = task_manager or _builtin_tasks()
+    memo = _NAMED if task_manager is None else {}
     out = []
     for name in names:
+        if name in memo:
+            out.append(memo[name])
+            continue
         if name not in tm.all_tasks:
             close = difflib.get_close_matches(name, tm.all_tasks, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -257,14 +230,39 @@ def load_named_tasks(names: list[str], task_manager=None) -> list[Any]:
                    "after the first fetch)") if offline else "its data could not be loaded"
             raise EvalTaskError(f"eval.tasks: lm-eval task {name!r}: {why} ({type(exc).__name__}: {exc})") from exc
         groups = loaded.get("groups") or {}
-        out.append(groups[name] if name in groups else loaded["tasks"][name])
+        memo[name] = groups[name] if name in groups else loaded["tasks"][name]
+        out.append(memo[name])
     return out
 
 
+def load_tasks(task_dir: Path | None, local: Sequence[str], named: Sequence[str] = ()) -> dict[str, Any]:
+    """Task name -> lm-eval task object: the local tasks from ``task_dir`` and the named ones from the index."""
+    from lm_eval.tasks import TaskManager
+
+    out: dict[str, Any] = {}
+    if local:
+        with _quiet_lm_eval():
+            tm = TaskManager(include_path=str(task_dir), include_defaults=False)
+            loaded = tm.load(list(local))["tasks"]
+        out.update({name: loaded[name] for name in local})
+    out.update(zip(named, load_named_tasks(list(named))))
+    return out
+
+
+def check_named_tasks(cfg: DictConfig) -> None:
+    """Fail fast (before training) when ``eval.tasks`` names a task that is unknown or cannot load offline."""
+    if cfg.get("eval") and cfg.eval.get("enabled", False) and cfg.eval.get("tasks"):
+        load_named_tasks([str(n) for n in cfg.eval.tasks])
+
+
+# --- running lm-eval ---------------------------------------------------------------------------------------
+
+
 def _primary_metric(res: dict) -> str | None:
-    """The metric reported for a task: exact_match first, then acc / acc_norm, under the first filter."""
+    """The metric reported for a task: the harness score first, then exact_match, acc, acc_norm, under the
+    first filter."""
     keys = [k for k in res if "," in k and "_stderr" not in k and isinstance(res[k], int | float)]
-    for metric in ("exact_match", "acc", "acc_norm"):
+    for metric in (METRIC, "exact_match", "acc", "acc_norm"):
         for k in keys:
             if k.split(",", 1)[0] == metric:
                 return k
@@ -285,79 +283,104 @@ def _first(x: Any) -> Any:
     return x
 
 
-def evaluate_model(model, tok, task_dir: Path, local: list[str], named: list[str] = (),
-                   batch_size: int = 64, limit: int | None = None) -> tuple[dict[str, dict], list[dict]]:
-    """Evaluate an in-memory model on local tasks (from ``task_dir``) and lm-eval tasks by name.
+def _interval(scores: dict[str, float]) -> list[float] | None:
+    """95 % Wilson interval of 0/1 per-prompt scores (None for other metrics or no prompts)."""
+    values = list(scores.values())
+    if not values or any(v not in (0, 1) for v in values):
+        return None
+    ci = stats.wilson(int(sum(values)), len(values))
+    return [round(ci.lo, 6), round(ci.hi, 6)]
 
-    Returns (task name -> {accuracy, stderr, n, metric}, per-sample rows).
-    """
+
+def evaluate_lm(lm, tasks: dict[str, Any], limit: int | None = None) -> tuple[dict[str, dict], list[dict]]:
+    """Run lm-eval with an lm-eval model object on loaded tasks.
+
+    Returns (task name -> {accuracy, ci, stderr, n, metric, scores}, per-sample rows). ``scores`` maps each
+    prompt's id (the ``id`` of a local task's row; ``<task>/<doc_id>`` for named tasks) to its score under the
+    task's primary metric and filter."""
     from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
     with _quiet_lm_eval():
-        tm = TaskManager(include_path=str(task_dir), include_defaults=False)
-        objs = list(tm.load(list(local))["tasks"].values()) if local else []
-        objs += load_named_tasks(list(named))
-        with _quiet_lm_eval("lm_eval.models.huggingface", logging.ERROR):  # warns that `pretrained` is a model
-            lm = HFLM(pretrained=model, tokenizer=tok, batch_size=int(batch_size))
+        # the tasks are objects already: a task manager without lm-eval's built-in index (costs seconds) suffices
+        tm = TaskManager(include_defaults=False)
         # No global seeding (greedy decoding needs none): the run's own RNG state is left as it was.
-        out = simple_evaluate(model=lm, tasks=objs, task_manager=tm, limit=limit, bootstrap_iters=100,
-                              log_samples=True, random_seed=None, numpy_random_seed=None, torch_random_seed=None)
+        out = simple_evaluate(model=lm, tasks=list(tasks.values()), task_manager=tm, limit=limit,
+                              bootstrap_iters=100, log_samples=True, random_seed=None, numpy_random_seed=None,
+                              torch_random_seed=None)
+    counts = out.get("n-samples", {})
+    subtasks = out.get("group_subtasks", {})
     results: dict[str, dict] = {}
-    for name in [*local, *named]:
-        res = out["results"].get(name, {})
-        metric = _primary_metric(res)
-        counts = out.get("n-samples", {})
+    rows: list[dict] = []
+    for name in tasks:
+        metric = _primary_metric(out["results"].get(name, {}))
+        scores: dict[str, float] = {}
+        for sub in subtasks.get(name) or [name]:
+            sub_metric = _primary_metric(out["results"].get(sub, {})) or metric
+            if sub_metric is None:
+                continue
+            key, filt = sub_metric.split(",", 1)
+            for s in out.get("samples", {}).get(sub, []):
+                if s.get("filter", filt) != filt:
+                    continue
+                doc = s.get("doc") or {}
+                pid = str(doc["id"]) if "id" in doc else f"{sub}/{s.get('doc_id')}"
+                value = _float(s.get(key))
+                if value is not None:
+                    scores[pid] = value
+                rows.append({"task": name, "doc_id": s.get("doc_id"), "id": pid, "prompt": _first(s.get("arguments")),
+                             "completion": _first(s.get("resps")), "target": s.get("target"), "score": value})
         n = counts.get(name, {}).get("effective")
         if n is None:  # a group: the sum over its tasks
-            n = sum(counts.get(t, {}).get("effective", 0) for t in out.get("group_subtasks", {}).get(name, []))
+            n = sum(counts.get(t, {}).get("effective", 0) for t in subtasks.get(name, []))
+        res = out["results"].get(name, {})
         results[name] = {
+            "metric": metric,
             "accuracy": _float(res.get(metric)) if metric else None,
+            "ci": _interval(scores),
             "stderr": _float(res.get(metric.replace(",", "_stderr,", 1))) if metric else None,
-            "n": int(n), "metric": metric,
+            "n": int(n), "scores": scores,
         }
-    samples = [{"task": name, "doc_id": s.get("doc_id"), "prompt": _first(s.get("arguments")),
-                "completion": _first(s.get("resps")), "answer": _first(s.get("filtered_resps")),
-                "target": s.get("target"), "correct": s.get("exact_match", s.get("acc"))}
-               for name, rows in out.get("samples", {}).items() for s in rows]
-    return results, samples
+    return results, rows
 
 
-def check_named_tasks(cfg: DictConfig) -> None:
-    """Fail fast (before training) when ``eval.tasks`` names a task that is unknown or cannot load offline."""
-    if cfg.get("eval") and cfg.eval.get("enabled", False) and cfg.eval.get("tasks"):
-        load_named_tasks([str(n) for n in cfg.eval.tasks])
+def evaluate_model(model, tok, tasks: dict[str, Any], batch_size: int = 64,
+                   limit: int | None = None) -> tuple[dict[str, dict], list[dict]]:
+    """Evaluate an in-memory Hugging Face model (``HFLM(pretrained=model)``) on loaded tasks: see
+    :func:`evaluate_lm`."""
+    from lm_eval.models.huggingface import HFLM
+
+    with _quiet_lm_eval(), _quiet_lm_eval("lm_eval.models.huggingface", logging.ERROR):  # `pretrained` is a model
+        lm = HFLM(pretrained=model, tokenizer=tok, batch_size=int(batch_size))
+    return evaluate_lm(lm, tasks, limit)
 
 
-# --- the base, once per sweep ------------------------------------------------------------------------------
+# --- the base, once per base -------------------------------------------------------------------------------
 
 
-def base_results(cfg: DictConfig, base, root: Path, task_dir: Path, local: list[str],
-                 named: list[str]) -> tuple[dict[str, dict], float]:
-    """The base model's results, computed by the first job of the sweep and read from the cache by the others.
+def base_results(cfg: DictConfig, base, tasks: dict[str, Any]) -> tuple[dict[str, dict], float]:
+    """The base model's results on ``tasks``, computed once per (base weights, eval settings, device) and read
+    from the cache afterwards, by this sweep's other jobs and by later sweeps.
 
-    Returns (results, seconds spent here on evaluating the base: 0 when cached).
-    """
-    key = models.settings_hash({"base": str(base), "dtype": cfg.model.get("dtype", "float32"),
-                                "settings": eval_settings(cfg)})
-    path = root / TASKS_DIR / f"base-{key}.json"
-    with models.cache_lock(f"eval-base-{models.settings_hash(str(path.resolve()))}"):
-        if path.exists():
-            return json.loads(path.read_text())["tasks"], 0.0
+    Returns (results, seconds spent here on evaluating the base: 0 when cached)."""
+    settings = {"dtype": cfg.model.get("dtype", "float32"), "device": models.device_for(cfg.model),
+                "eval": eval_settings(cfg), "tasks": sorted(tasks)}
+    spent: list[float] = []
+
+    def compute() -> dict:
         t0 = time.time()
-        model, tok = models.load_model(base, cfg.model.get("dtype", "float32"), models.device_for(cfg.model))
+        model, tok = models.load_base(cfg.model, base)
         model.eval()
-        results, samples = evaluate_model(model, tok, task_dir, local, named, cfg.eval.batch_size,
-                                          cfg.eval.get("limit"))
+        results, samples = evaluate_model(model, tok, tasks, cfg.eval.batch_size, cfg.eval.get("limit"))
         _free(model)
-        seconds = round(time.time() - t0, 2)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path.with_suffix(".samples.jsonl"), "".join(json.dumps(s) + "\n" for s in samples))
-        _write_atomic(path, json.dumps({"base_dir": str(base), "key": key, "seconds": seconds,
-                                        "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "tasks": results}, indent=1))
-        print(f"[harness] eval base: {_line(results)} ({seconds:.1f}s, cached in {path})", flush=True)
-        return results, seconds
+        spent.append(round(time.time() - t0, 2))
+        print(f"[harness] eval base: {_line(results)} ({spent[0]:.1f}s)", flush=True)
+        return {"base_dir": str(base), "seconds": spent[0], "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "tasks": results, "samples": samples}
+
+    cached = once_per_base("eval-base", base, settings, compute, save=lambda v, p: atomic_write_json(p, v),
+                           load=read_json)
+    return cached["tasks"], (spent[0] if spent else 0.0)
 
 
 def _free(model) -> None:
@@ -378,39 +401,59 @@ def _line(results: dict[str, dict]) -> str:
 # --- per run -----------------------------------------------------------------------------------------------
 
 
+def compare(run: dict[str, float], base: dict[str, float]) -> dict[str, Any]:
+    """Run vs base on the prompts both scored: paired bootstrap of the accuracy difference (95 % interval and
+    p) and, for 0/1 scores, McNemar's exact p. Empty when no prompt is shared."""
+    ids = [k for k in run if k in base]
+    if not ids:
+        return {}
+    a, b = [run[k] for k in ids], [base[k] for k in ids]
+    diff = stats.paired_bootstrap(a, b)
+    out = {"delta_ci": [round(diff.lo, 6), round(diff.hi, 6)], "delta_p": round(diff.p, 6), "mcnemar_p": None}
+    if all(v in (0, 1) for v in a + b):
+        out["mcnemar_p"] = round(stats.mcnemar(a, b).p, 6)
+    return out
+
+
 def evaluate_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base) -> dict:
-    """Evaluate the run's merged model (and the base, once per sweep); write ``eval.json``; W&B summary."""
+    """Evaluate the run's merged model (and the base, once per base); write ``eval.json``; W&B summary."""
     job_dir = Path(job_dir)
     ecfg = cfg.eval
     t0 = time.time()
     named = [str(n) for n in (ecfg.get("tasks") or [])]
-    load_named_tasks(named)  # an unknown task, or data that cannot be fetched, fails here with the reason
-    root = eval_root(job_dir)
-    task_dir, meta = prepare_tasks(cfg, task, root)
+    task_dir, meta = prepare_tasks(cfg, task, eval_root(job_dir))
     local = list(meta)
     if not local and not named:
         print("[harness] eval: no tasks (eval.in_distribution=false, no eval.ood, no eval.tasks)", flush=True)
         return {}
-    base_res, base_seconds = base_results(cfg, base, root, task_dir, local, named)
+    # once per run; an unknown named task, or data that cannot be fetched, fails here with the reason
+    tasks = load_tasks(task_dir, local, named)
+    base_res, base_seconds = base_results(cfg, base, tasks)
     t1 = time.time()
-    results, samples = evaluate_model(merged, tok, task_dir, local, named, ecfg.batch_size, ecfg.get("limit"))
+    results, samples = evaluate_model(merged, tok, tasks, ecfg.batch_size, ecfg.get("limit"))
     run_seconds = round(time.time() - t1, 2)
-    tasks = {}
+    out_tasks = {}
     for name, res in results.items():
         split, source, _ = meta.get(name, ("lm_eval", name, None))
         b = base_res.get(name, {})
         acc, base_acc = res["accuracy"], b.get("accuracy")
-        tasks[name] = {"split": split, "source": source, **res, "base_accuracy": base_acc,
-                       "base_stderr": b.get("stderr"),
-                       "delta": None if acc is None or base_acc is None else round(acc - base_acc, 6)}
+        paired = compare(res["scores"], b.get("scores") or {})
+        out_tasks[name] = {
+            "split": split, "source": source, "metric": res["metric"], "accuracy": acc, "ci": res["ci"],
+            "stderr": res["stderr"], "n": res["n"], "base_accuracy": base_acc, "base_ci": b.get("ci"),
+            "base_stderr": b.get("stderr"),
+            "delta": None if acc is None or base_acc is None else round(acc - base_acc, 6),
+            "delta_ci": paired.get("delta_ci"), "delta_p": paired.get("delta_p"),
+            "mcnemar_p": paired.get("mcnemar_p"), "scores": res["scores"], "base_scores": b.get("scores"),
+        }
     out = {"adapter": cfg.adapter.name, "objective": cfg.objective.name, "seed": int(cfg.seed),
            "model": cfg.model.name, "task": task.name, "base_dir": str(base), "task_dir": str(task_dir),
            "seconds": {"run": run_seconds, "base": base_seconds, "total": round(time.time() - t0, 2)},
-           "tasks": tasks}
-    _write_atomic(job_dir / "eval.json", json.dumps(out, indent=1))
-    _write_atomic(job_dir / "eval_samples.jsonl", "".join(json.dumps(s) + "\n" for s in samples))
-    _wandb_summary(tasks)
-    shown = " ".join(f"{k}={v['accuracy']:.3f}({v['delta']:+.3f})" for k, v in tasks.items()
+           "tasks": out_tasks}
+    atomic_write_json(job_dir / "eval.json", out)
+    atomic_write_text(job_dir / "eval_samples.jsonl", "".join(json.dumps(s) + "\n" for s in samples))
+    _wandb_summary(out_tasks)
+    shown = " ".join(f"{k}={v['accuracy']:.3f}({v['delta']:+.3f})" for k, v in out_tasks.items()
                      if v["accuracy"] is not None and v["delta"] is not None)
     print(f"[harness] eval: {shown} ({run_seconds:.1f}s)", flush=True)
     return out
@@ -425,7 +468,10 @@ def _wandb_summary(tasks: dict[str, dict]) -> None:
         return
     summary = {}
     for name, t in tasks.items():
-        for k in ("accuracy", "stderr", "base_accuracy", "delta", "n"):
+        for k in ("accuracy", "stderr", "base_accuracy", "delta", "n", "delta_p", "mcnemar_p"):
             if t.get(k) is not None:
                 summary[f"eval/{name}/{k}"] = t[k]
+        for k in ("ci", "delta_ci"):
+            if t.get(k) is not None:
+                summary[f"eval/{name}/{k}_lo"], summary[f"eval/{name}/{k}_hi"] = t[k]
     wandb.run.summary.update(summary)

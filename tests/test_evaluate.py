@@ -1,57 +1,88 @@
-"""Downstream evaluation through lm-eval: the answer filter, a hand-made JSONL task on the tiny model, the base
-evaluated once per sweep, the sweep table, and the error for lm-eval tasks that cannot load offline."""
+"""Downstream evaluation through lm-eval: lm-eval scores with the harness scorer (process_results), the task
+YAMLs include one packaged template, accuracy on the tiny model equals the scorer's mean over the logged
+samples, per-prompt scores and intervals in eval.json, the base evaluated once per base, named tasks loaded
+once per run, and the error for lm-eval tasks that cannot load offline."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import shutil
+import tomllib
 
 import pytest
 import torch
+import yaml
+from lm_eval.api.model import LM
 
 from harness import evaluate as ev
-from harness import models
+from harness import models, stats
 from harness.tasks import build_task, extract_answer, score
-from harness.tasks.scoring import NUMBER
-from tests.conftest import compose
+from tests.conftest import ROOT, compose
 
-# completion, gold, what the filter must return
-TABLE = [
-    (" 42", "42", "42"),
-    (" 42\nCalculate 1 + 1.", "42", "42"),
-    ("\n\n 8", "8", "8"),  # the first non-empty line
-    (" The answer is 1,234.", "1234", "1234"),
-    (" 3 + 4 = 7", "7", "7"),  # the last number of the answer line
-    (" 3475 + 5", "9262", "5"),
-    (" -7", "-7", "-7"),
-    (" −7", "-7", "-7"),  # unicode minus
-    (" +5", "5", "5"),
-    (" 12.0", "12", "12"),
-    (" 0.50", ".5", "0.5"),
-    (" -0", "0", "0"),
-    (" 100", "1E+2", "100"),
-    ("work\n#### 56", "56", "56"),
-    ("so \\boxed{17} and 18", "17", "17"),
-    (" 17", "71", "17"),
-    ("", "3", ev.INVALID),
-    (" no digits here", "3", ev.INVALID),
-    (" yes", "yes", "yes"),  # non-numeric gold: the stripped answer line
-    (" no", "yes", "no"),
+
+class ScriptedLM(LM):
+    """An lm-eval model that answers each prompt with a given text: lets a test put exact completions (a boxed
+    fraction, a hedge) through lm-eval's own task, filter and metric machinery. It stands in for the language
+    model only; what is under test is the scoring path inside lm-eval."""
+
+    def __init__(self, answers: dict[str, str]):
+        super().__init__()
+        self.answers = answers
+
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        return [self.answers[r.args[0]] for r in requests]
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        raise NotImplementedError
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        raise NotImplementedError
+
+
+def _task(tmp_path, rows: list[dict], name: str = "hand", max_gen_toks: int = 6, until=("\n",)):
+    jsonl = tmp_path / f"{name}.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    task_dir = tmp_path / "tasks"
+    ev.write_task_yaml(task_dir, name, jsonl, max_gen_toks=max_gen_toks, until=until)
+    return task_dir
+
+
+def test_task_yaml_includes_the_packaged_template(tmp_path):
+    task_dir = _task(tmp_path, [{"id": "p0", "prompt": "Q", "answer": "1"}], until=("\n", "Q:"))
+    spec = yaml.safe_load((task_dir / "hand.yaml").read_text())  # plain YAML: no tags, written by safe_dump
+    assert spec["include"] == str(ev.TEMPLATE.resolve()) and ev.TEMPLATE.parent == ROOT / "harness"
+    assert spec["task"] == "hand" and spec["generation_kwargs"] == {"until": ["\n", "Q:"], "do_sample": False,
+                                                                    "max_gen_toks": 6}
+    assert "process_results: !function harness.evaluate.process_results" in ev.TEMPLATE.read_text()
+    # the template ships with the package (pyproject's package-data), so a non-editable install finds it
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["harness"]
+    assert any(fnmatch.fnmatch(ev.TEMPLATE.name, p) for p in patterns)
+
+
+# completion, gold, score: cases where the harness scorer and a string match of the last number disagree
+THROUGH_LM_EVAL = [
+    ("\\boxed{\\frac{1}{2}}", "0.5", 1.0),  # math-verify only
+    (" 43 or 42", "42", 0.0),  # a hedge
+    (" 1,234", "1234", 1.0),
+    (" 4,2", "42", 0.0),
+    (" 3 + 4 = 7", "7", 1.0),
 ]
 
 
-@pytest.mark.parametrize("completion,gold,expected", TABLE)
-def test_answer_filter_extracts_the_final_answer(completion, gold, expected):
-    got = ev.final_answer(completion, gold)
-    assert got == expected
-    # exact_match on the filtered answer is the harness's own scorer
-    assert (got == ev.gold_target(gold)) == bool(score(completion, gold))
-
-
-def test_answer_filter_keeps_lm_eval_shapes():
-    resps = [[" 4", " 5"], [" x"]]
-    docs = [{"answer": "4"}, {"answer": 9}]
-    assert ev.answer_filter(resps, docs) == [["4", "5"], [ev.INVALID]]
-    assert ev.doc_to_target({"answer": 9}) == "9"
+def test_lm_eval_scores_with_the_harness_scorer(tmp_path):
+    rows = [{"id": f"p{i}", "prompt": f"Q{i}:", "answer": gold} for i, (_, gold, _) in enumerate(THROUGH_LM_EVAL)]
+    task_dir = _task(tmp_path, rows)
+    lm = ScriptedLM({r["prompt"]: c for r, (c, _, _) in zip(rows, THROUGH_LM_EVAL)})
+    results, samples = ev.evaluate_lm(lm, ev.load_tasks(task_dir, ["hand"]))
+    res = results["hand"]
+    assert res["metric"] == "score,none" and res["n"] == len(rows)
+    assert res["scores"] == {f"p{i}": s for i, (_, _, s) in enumerate(THROUGH_LM_EVAL)}
+    assert res["accuracy"] == pytest.approx(3 / 5)
+    ci = stats.wilson(3, 5)
+    assert res["ci"] == [round(ci.lo, 6), round(ci.hi, 6)]
+    assert [s["score"] for s in sorted(samples, key=lambda s: s["doc_id"])] == [s for *_, s in THROUGH_LM_EVAL]
+    assert ev.process_results({"answer": "0.5"}, ["\\boxed{\\frac{1}{2}}"]) == {"score": 1.0}
 
 
 def _greedy(model, tok, prompt: str, max_new: int, until=("\n",)) -> str:
@@ -67,7 +98,7 @@ def _greedy(model, tok, prompt: str, max_new: int, until=("\n",)) -> str:
 
 
 @pytest.mark.parametrize("until", [("\n",), ()], ids=["stop-at-newline", "no-stop-string"])
-def test_hand_made_jsonl_matches_hand_computed_accuracy(tiny_base, tmp_path, until):
+def test_tiny_model_accuracy_is_the_scorer_mean(tiny_base, tmp_path, until):
     model, tok = models.load_model(tiny_base)
     model.eval()
     # Large random weights: greedy outputs then differ from prompt to prompt and hold digits now and then.
@@ -79,59 +110,71 @@ def test_hand_made_jsonl_matches_hand_computed_accuracy(tiny_base, tmp_path, unt
     prompts = [f"Calculate {a} + {b}.\nAnswer:" for a, b in [(1, 2), (3, 4), (12, 9), (7, 70), (5, 5), (40, 2),
                                                              (8, 1), (66, 33)]]
     completions = [_greedy(model, tok, p, 6, until) for p in prompts]
-    rows = []
-    for i, (p, c) in enumerate(zip(prompts, completions)):
-        segment = extract_answer(c)
-        numbers = NUMBER.findall(segment)
-        # every other row gets the model's own answer as gold (right), the others a number it did not say
-        gold = (numbers[-1] if numbers else segment) if i % 2 == 0 and segment else "98765"
-        rows.append({"prompt": p, "answer": gold})
-    jsonl = tmp_path / "hand.jsonl"
-    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    task_dir = tmp_path / "tasks"
-    ev.write_task_yaml(task_dir, "hand", jsonl, max_gen_toks=6, until=until)
+    # every other row gets the model's own answer segment as gold (right), the others a number it did not say
+    rows = [{"id": f"p{i}", "prompt": p, "answer": extract_answer(c) if i % 2 == 0 and extract_answer(c) else "98765"}
+            for i, (p, c) in enumerate(zip(prompts, completions))]
+    task_dir = _task(tmp_path, rows, until=until)
 
-    by_hand = sum(score(c, r["answer"]) for c, r in zip(completions, rows)) / len(rows)
-    results, samples = ev.evaluate_model(model, tok, task_dir, ["hand"], batch_size=3)
+    by_hand = {r["id"]: score(c, r["answer"]) for c, r in zip(completions, rows)}
+    results, samples = ev.evaluate_model(model, tok, ev.load_tasks(task_dir, ["hand"]), batch_size=3)
 
-    assert 0 < by_hand < 1  # the check below is not 0 == 0
-    assert len(set(completions)) > 4 and any(NUMBER.search(c) for c in completions)
-    assert results["hand"]["accuracy"] == pytest.approx(by_hand)
-    assert results["hand"]["n"] == len(rows)
-    assert results["hand"]["metric"] == "exact_match,final_answer"
+    assert 0 < sum(by_hand.values()) < len(rows)  # the check below is not 0 == 0
+    assert len(set(completions)) > 4
     assert sorted((s["doc_id"], s["completion"]) for s in samples) == list(enumerate(completions))
+    gold = {r["id"]: r["answer"] for r in rows}
+    logged = {s["id"]: score(s["completion"], gold[s["id"]]) for s in samples}
+    assert results["hand"]["scores"] == logged == by_hand
+    assert results["hand"]["accuracy"] == pytest.approx(sum(logged.values()) / len(rows))
+    assert results["hand"]["n"] == len(rows)
 
 
-def test_base_is_evaluated_once_per_sweep(tiny_base, tmp_path, monkeypatch):
+def test_base_is_evaluated_once_per_base(tiny_base, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))  # a cache of this test's own
     loads = []
     real_load = models.load_model
     monkeypatch.setattr(models, "load_model", lambda *a, **k: loads.append(a) or real_load(*a, **k))
     overrides = ("model=tiny", "logger=none", "eval.limit=4", "eval.max_gen_toks=4", "task.n_train=4",
                  "task.n_test=4")
-    sweep = tmp_path / "sweep"
     model, tok = real_load(tiny_base)
     model.eval()
+    copy = shutil.copytree(tiny_base, tmp_path / "base-copy")  # the same weights at another path
     outs = []
-    for objective in ("sft", "rlvr"):
+    for sweep, objective, base in [("sweep", "sft", tiny_base), ("sweep", "rlvr", tiny_base),
+                                   ("other-sweep", "sft", copy)]:
         cfg = compose(*overrides, f"objective={objective}")
         task = build_task(cfg.task)
-        job = sweep / f"objective={objective}"
+        job = tmp_path / sweep / f"objective={objective}"
         job.mkdir(parents=True)
-        outs.append(ev.evaluate_run(cfg, job, model, tok, task, tiny_base))
+        outs.append(ev.evaluate_run(cfg, job, model, tok, task, base))
 
-    assert len(loads) == 1  # the base was loaded (and evaluated) by the first job only
-    assert len(list((sweep / ev.TASKS_DIR).glob("base-*.json"))) == 1
-    assert outs[0]["seconds"]["base"] > 0 and outs[1]["seconds"]["base"] == 0
-    for objective, out in zip(("sft", "rlvr"), outs):
-        written = json.loads((sweep / f"objective={objective}" / "eval.json").read_text())
-        assert written == out
+    assert len(loads) == 1  # the base was loaded (and evaluated) by the first job only, keyed by its weights
+    assert len(list((tmp_path / "cache" / "eval-base").glob("*.json"))) == 1
+    assert outs[0]["seconds"]["base"] > 0 and outs[1]["seconds"]["base"] == outs[2]["seconds"]["base"] == 0
+    ids = [e.id for e in build_task(compose(*overrides).task).test[:4]]
+    for out, job in zip(outs, ["sweep/objective=sft", "sweep/objective=rlvr", "other-sweep/objective=sft"]):
+        assert json.loads((tmp_path / job / "eval.json").read_text()) == out
         assert set(out["tasks"]) == {"id", "ood_subtraction", "ood_multiplication"}
         assert out["tasks"]["id"]["split"] == "id" and out["tasks"]["ood_subtraction"]["split"] == "ood"
+        assert list(out["tasks"]["id"]["scores"]) == ids  # per-prompt scores keyed by prompt id
         for t in out["tasks"].values():
-            assert t["n"] == 4 and t["stderr"] is not None
-            # the merged model here is the base itself: no change
-            assert t["accuracy"] == t["base_accuracy"] and t["delta"] == 0
+            assert t["n"] == 4 and t["stderr"] is not None and len(t["scores"]) == 4
+            assert set(t["scores"].values()) <= {0.0, 1.0}
+            k = int(sum(t["scores"].values()))
+            assert t["accuracy"] == pytest.approx(k / 4)
+            assert t["ci"] == [round(stats.wilson(k, 4).lo, 6), round(stats.wilson(k, 4).hi, 6)]
+            # the merged model here is the base itself: no change, on every prompt
+            assert t["accuracy"] == t["base_accuracy"] and t["delta"] == 0 and t["base_ci"] == t["ci"]
+            assert t["base_scores"] == t["scores"]
+            assert t["delta_ci"] == [0.0, 0.0] and t["delta_p"] == 1.0 and t["mcnemar_p"] == 1.0
 
+
+def test_compare_pairs_prompts_by_id():
+    run = {"a": 1.0, "b": 1.0, "c": 1.0, "d": 1.0, "e": 1.0, "f": 1.0, "only-run": 0.0}
+    base = {"f": 0.0, "e": 0.0, "d": 0.0, "c": 0.0, "b": 0.0, "a": 0.0, "only-base": 1.0}
+    out = ev.compare(run, base)
+    # six prompts shared, all right in the run only: McNemar p = 2 / 2^6; every resample differs by 1
+    assert out["mcnemar_p"] == pytest.approx(2 / 64, abs=1e-6) and out["delta_ci"] == [1.0, 1.0]
+    assert ev.compare({"a": 1.0}, {"b": 0.0}) == {}
 
 
 def test_named_task_that_cannot_load_offline_says_why(tmp_path):
@@ -159,7 +202,6 @@ def test_default_config_has_id_and_two_ood_tasks():
         assert all(e.prompt.endswith(cfg.task.prompt_template.split("{question}")[-1]) for e in ood.test)
 
 
-
 def test_wandb_summary_when_a_run_is_active(monkeypatch):
     import wandb
 
@@ -167,12 +209,15 @@ def test_wandb_summary_when_a_run_is_active(monkeypatch):
         summary: dict = {}
 
     monkeypatch.setattr(wandb, "run", FakeRun())
-    ev._wandb_summary({"id": {"accuracy": 0.5, "stderr": 0.1, "base_accuracy": 0.25, "delta": 0.25, "n": 8}})
+    ev._wandb_summary({"id": {"accuracy": 0.5, "stderr": 0.1, "base_accuracy": 0.25, "delta": 0.25, "n": 8,
+                              "ci": [0.2, 0.8], "delta_ci": [-0.1, 0.6], "mcnemar_p": 0.4, "scores": {"a": 1}}})
     assert FakeRun.summary == {"eval/id/accuracy": 0.5, "eval/id/stderr": 0.1, "eval/id/base_accuracy": 0.25,
-                               "eval/id/delta": 0.25, "eval/id/n": 8}
+                               "eval/id/delta": 0.25, "eval/id/n": 8, "eval/id/mcnemar_p": 0.4,
+                               "eval/id/ci_lo": 0.2, "eval/id/ci_hi": 0.8, "eval/id/delta_ci_lo": -0.1,
+                               "eval/id/delta_ci_hi": 0.6}
 
 
-def test_named_lm_eval_task_runs_with_its_own_filter_and_metric(tiny_base, tmp_path, monkeypatch):
+def test_named_lm_eval_task_runs_with_its_own_filter_and_metric_loaded_once(tiny_base, tmp_path, monkeypatch):
     from lm_eval.tasks import TaskManager
 
     # stands in for lm-eval's built-in index (no network here): a task with its own regex filter
@@ -188,15 +233,24 @@ def test_named_lm_eval_task_runs_with_its_own_filter_and_metric(tiny_base, tmp_p
         "filter_list:\n  - name: strict-match\n    filter:\n      - function: regex\n"
         "        regex_pattern: '(\\d+)'\n      - function: take_first\n"
         "metric_list:\n  - metric: exact_match\n    aggregation: mean\n    higher_is_better: true\n")
-    monkeypatch.setattr(ev, "_builtin_tasks", lambda: TaskManager(include_path=str(index), include_defaults=False))
+    tm = TaskManager(include_path=str(index), include_defaults=False)
+    loads = []
+    real = tm.load
+    monkeypatch.setattr(tm, "load", lambda names: loads.append(list(names)) or real(names))  # counts real loads
+    monkeypatch.setattr(ev, "_builtin_tasks", lambda: tm)
+    monkeypatch.setattr(ev, "_NAMED", {})
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))  # the base is evaluated here, not read
     cfg = compose("model=tiny", "logger=none", "eval.limit=2", "eval.max_gen_toks=4", "eval.in_distribution=false",
                   "~eval.ood.multiplication", "eval.tasks=[named_demo]")
     model, tok = models.load_model(tiny_base)
     model.eval()
     job = tmp_path / "sweep" / "job"
     job.mkdir(parents=True)
+    ev.check_named_tasks(cfg)  # what run.py does before training
     out = ev.evaluate_run(cfg, job, model, tok, build_task(cfg.task), tiny_base)
+    assert out["seconds"]["base"] > 0  # the base and the run were both evaluated ...
+    assert loads == [["named_demo"]]  # ... on one load of the named task, the check before training included
     assert set(out["tasks"]) == {"ood_subtraction", "named_demo"}
     named = out["tasks"]["named_demo"]
     assert named["split"] == "lm_eval" and named["metric"] == "exact_match,strict-match" and named["n"] == 2
-    assert named["delta"] == 0
+    assert named["delta"] == 0 and set(named["scores"]) == {"named_demo/0", "named_demo/1"}
