@@ -17,38 +17,42 @@ from __future__ import annotations
 import torch
 
 from harness.adapters.base import PROJECTIONS, Adapter, register
+from harness.linalg import principal_mask, principal_scores
 
 CRITERIA = ("random", "low_magnitude", "principal", "non_principal")
 
 
 def _top(scores: torch.Tensor, k: int) -> torch.Tensor:
-    mask = torch.zeros(scores.numel(), dtype=torch.bool)
+    """The k largest scores as a boolean mask, on the scores' device (indices and mask on one device)."""
+    mask = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
     mask[torch.topk(scores.flatten(), k).indices] = True
     return mask.view_as(scores)
 
 
-def principal_scores(w: torch.Tensor, rank: int) -> torch.Tensor:
-    """|rank-k reconstruction of W| entrywise."""
-    u, s, vh = torch.linalg.svd(w.float(), full_matrices=False)
-    return ((u[:, :rank] * s[:rank]) @ vh[:rank]).abs()
+def _uniform(w: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Uniform scores drawn from the (CPU) generator, moved to W's device: the same seed gives the same
+    random mask on every device."""
+    return torch.rand(w.shape, generator=gen, device=gen.device).to(w.device)
 
 
 def build_mask(w: torch.Tensor, density: float, criterion: str, gen: torch.Generator,
                rank: int = 16, alpha: float = 0.2) -> torch.Tensor:
-    """A boolean mask with exactly round(density·numel) True entries."""
+    """A boolean mask on W's device with exactly round(density·numel) True entries. The principal mask is
+    :func:`harness.linalg.principal_mask`, the one the geometry analyzer measures overlap with."""
     k = round(density * w.numel())
     if criterion == "random":
-        return _top(torch.rand(w.shape, generator=gen), k)
+        return _top(_uniform(w, gen), k)
     if criterion == "low_magnitude":
-        return _top(-w.float().abs(), k)
+        return _top(-w.detach().float().abs(), k)
     if criterion == "principal":
         return _top(principal_scores(w, rank), k)
     if criterion == "non_principal":
-        princ = _top(principal_scores(w, rank), round(alpha * w.numel()))
-        if k > (~princ).sum():
+        princ = principal_mask(principal_scores(w, rank), alpha)
+        # the complement's size (a meta tensor holds no values: then the nominal size, ties aside)
+        free = w.numel() - round(alpha * w.numel()) if princ.is_meta else int((~princ).sum())
+        if k > free:
             raise ValueError(f"density {density} exceeds the non-principal share 1-alpha={1 - alpha}")
-        scores = torch.rand(w.shape, generator=gen).masked_fill(princ, -1.0)
-        return _top(scores, k)
+        return _top(_uniform(w, gen).masked_fill(princ, -1.0), k)
     raise ValueError(f"unknown sparse criterion {criterion!r}; valid: {', '.join(CRITERIA)}")
 
 
@@ -68,6 +72,6 @@ class Sparse(Adapter):
             mask = build_mask(w.data, cfg.density, cfg.criterion, gen, cfg.principal_rank, cfg.alpha)
             self.masks[f"{name}.weight"] = mask
             w.requires_grad_(True)
-            m = mask.to(w.device, w.dtype)
+            m = mask.to(w.dtype)  # already on w's device
             w.register_hook(lambda g, m=m: g * m)
         return model

@@ -1,11 +1,9 @@
-"""Decompositions: batched singular values / top-k singular vectors, and the on-disk base-spectrum cache.
+"""Decompositions for the analyzer: batched σ / top-k singular vectors (from :mod:`harness.linalg`), the
+randomized top-k with its bound, and the on-disk base-spectrum cache.
 
-Why a Gram matrix. All singular values of W (m×n) are the square roots of the eigenvalues of the Gram
-matrix of the smaller side (W Wᵀ or WᵀW), and its top eigenvectors are the top singular vectors of that
-side (the other side is W·x/σ). With the Gram product and ``eigh`` in float64, the eigenvalues carry an
-absolute error ~1e-16·σ_max², so every σ_i is accurate to ~1e-8·σ_max, far below what the metrics resolve.
-Measured on 2 CPU cores, fp64 Gram + ``eigh`` (with vectors) of a batch of 576×1536 matrices takes 0.65× the
-time of fp32 ``torch.linalg.svdvals`` (values only); ``eigvalsh`` alone 0.5×.
+The Gram method (see :mod:`harness.linalg`): measured on 2 CPU cores, fp64 Gram + ``eigh`` (with vectors) of
+a batch of 576×1536 matrices takes 0.65× the time of fp32 ``torch.linalg.svdvals`` (values only); ``eigvalsh``
+alone 0.5×.
 
 Top-k vectors of W1 = W0 + ΔW come either from the same exact ``eigh`` (default) or from a randomized
 subspace iteration warm-started at W0's cached top singular vectors (``topk=randomized``), whose error is
@@ -21,56 +19,22 @@ import json
 import math
 import time
 from collections.abc import Callable
-from typing import NamedTuple
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from harness.geometry.sources import Checkpoint
-from harness.models import cache_lock, cache_root
-from harness.store import atomic_write_text
+from harness.linalg import (  # noqa: F401 (re-exported: the analyzer's decompositions)
+    Decomp,
+    gram,
+    gram_decomp,
+    principal_threshold,
+    rank_k_scores,
+    values_from_eigs,
+)
+from harness.store import atomic_path, atomic_write_json, cache_lock, cache_root
 
 CACHE_VERSION = 1  # bump when the cached quantities change meaning
-
-
-class Decomp(NamedTuple):
-    """Singular values (descending, all of them) and top-K left/right singular vectors, batched."""
-
-    S: torch.Tensor  # (B, min(m, n))
-    U: torch.Tensor | None  # (B, m, K)
-    V: torch.Tensor | None  # (B, n, K)
-
-
-def gram(w: torch.Tensor) -> torch.Tensor:
-    """Gram matrix of the smaller side of each matrix in the batch (float64 in, float64 out)."""
-    m, n = w.shape[-2:]
-    if w.device.type == "cpu":
-        # numpy recognizes A·Aᵀ / Aᵀ·A and calls BLAS syrk (half the flops): measured 2x faster than torch's
-        # general product on CPU, and the Grams are a third of the analyzer's time.
-        a = w.detach().numpy()
-        at = a.swapaxes(-1, -2)
-        return torch.from_numpy(np.matmul(a, at) if m <= n else np.matmul(at, a))
-    return w @ w.mT if m <= n else w.mT @ w
-
-
-def values_from_eigs(lam: torch.Tensor) -> torch.Tensor:
-    """σ (descending) from Gram eigenvalues (ascending); round-off can make the smallest slightly negative."""
-    return lam.flip(-1).clamp_min(0).sqrt()
-
-
-def gram_decomp(w: torch.Tensor, k: int = 0) -> Decomp:
-    """All singular values of each matrix and, if ``k`` > 0, its top-k singular vectors (exact)."""
-    m, n = w.shape[-2:]
-    g = gram(w)
-    if k <= 0:
-        return Decomp(values_from_eigs(torch.linalg.eigvalsh(g)), None, None)
-    lam, vec = torch.linalg.eigh(g)
-    s = values_from_eigs(lam)
-    x = vec[..., -k:].flip(-1)  # top-k eigenvectors of the Gram = top-k vectors of the smaller side
-    # The other side: W x / σ. σ is clamped so that a rank-deficient W gives finite (if arbitrary) vectors.
-    y = (w.mT @ x if m <= n else w @ x) / s[..., None, :k].clamp_min(torch.finfo(s.dtype).tiny)
-    return Decomp(s, x, y) if m <= n else Decomp(s, y, x)
 
 
 def randomized_topk(w: torch.Tensor, s_exact: torch.Tensor, warm_v: torch.Tensor | None, ks: list[int],
@@ -113,20 +77,6 @@ def randomized_topk(w: torch.Tensor, s_exact: torch.Tensor, warm_v: torch.Tensor
         if bool((bound <= tol_deg).all()):
             break
     return u, v, bound
-
-
-def principal_scores(decomp: Decomp, k: int) -> torch.Tensor:
-    """|rank-k reconstruction of W0| entrywise, in float32. The cache's mask threshold and every run's mask
-    are computed by this one function, so they agree bit for bit."""
-    us = (decomp.U[..., :k] * decomp.S[..., None, :k]).float()
-    return (us @ decomp.V[..., :k].float().mT).abs_()
-
-
-def principal_threshold(scores: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Per matrix, the value of the round(α·mn)-th largest score: the principal mask is scores ≥ it."""
-    flat = scores.flatten(1)
-    top = max(1, round(alpha * flat.shape[1]))
-    return torch.kthvalue(flat, flat.shape[1] - top + 1, dim=1).values
 
 
 def chunks(names: list[str], shape: tuple[int, ...], budget: int = 1 << 22) -> list[list[str]]:
@@ -220,18 +170,16 @@ class SpectraCache:
                 self.entries[f"{n}::U"] = d.U[i].cpu().contiguous()
                 self.entries[f"{n}::V"] = d.V[i].cpu().contiguous()
         for k in ks:
-            thr = principal_threshold(principal_scores(d, k), alpha).cpu()
+            thr = principal_threshold(rank_k_scores(d, k), alpha).cpu()
             for i, n in enumerate(chunk):
                 self.entries[thr_key(n, k, alpha)] = thr[i].reshape(1).contiguous()
 
     def _save(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.file.with_name(f".{self.file.name}.tmp")
-        save_file(self.entries, str(tmp))
-        tmp.replace(self.file)
-        atomic_write_text(self.dir / "meta.json", json.dumps(
-            {"version": CACHE_VERSION, "checkpoint": str(self.ckpt.path), "matrices":
-             sum(k.endswith("::S") for k in self.entries)}, indent=1))
+        with atomic_path(self.file) as tmp:
+            save_file(self.entries, str(tmp))
+        atomic_write_json(self.dir / "meta.json", {
+            "version": CACHE_VERSION, "checkpoint": str(self.ckpt.path),
+            "matrices": sum(k.endswith("::S") for k in self.entries)})
 
     def decomp(self, names: list[str], k: int) -> Decomp:
         """Stacked (S, U[:, :, :k], V[:, :, :k]) of ``names`` (same shape), float64 on the device."""
