@@ -222,3 +222,28 @@ def test_shared_import_graph_tool_is_clean(tool):
         pytest.skip("../shared/tools/import_graph.py not beside the checkout")
     r = subprocess.run([sys.executable, str(tool), str(ROOT / "harness")], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout
+
+
+def test_learning_section_marks_what_is_not_distinguishable(tmp_path):
+    """One seed: the run's paired interval vs the base decides; a rising reward shows with a Welch interval."""
+    up = make_run(tmp_path, ["adapter=full", "objective=rlvr", "seed=0"])
+    flat = make_run(tmp_path, ["adapter=lora", "objective=rlvr", "seed=0"])
+    for job, ci in ((up, [0.02, 0.10]), (flat, [-0.02, 0.10])):
+        (job / "eval.json").write_text(json.dumps({"tasks": {"id": {
+            "split": "id", "accuracy": 0.56, "base_accuracy": 0.5, "delta": 0.06, "delta_ci": ci, "n": 200}}}))
+    rng = __import__("numpy").random.default_rng(0)
+    for job, slope in ((up, 0.01), (flat, 0.0)):
+        with open(job / "train_log.jsonl", "w") as fh:
+            for step in range(40):
+                fh.write(json.dumps({"step": step + 1, "reward": 0.3 + slope * step + 0.01 * rng.standard_normal(),
+                                     "frac_reward_zero_std": 0.25}) + "\n")
+    from harness.report.sections.learning import learning_table, quarter_change
+
+    t = learning_table(Context(load_sweep(tmp_path), tmp_path / "report")).set_index("adapter")
+    assert t.loc["full", "ID change [95% CI]"] == "+0.060 [+0.020, +0.100]"
+    assert t.loc["lora", "ID change [95% CI]"].endswith("n.d.")
+    assert not t.loc["full", "last − first quarter [95% CI]"].endswith("n.d.")
+    assert t.loc["full", "zero-advantage groups"] == "25%"
+    # the first and last quarters of 0, 1, ..., 39 differ by exactly 30
+    est, lo, hi = quarter_change(__import__("numpy").arange(40.0))
+    assert est == 30 and lo < 30 < hi
