@@ -1,6 +1,6 @@
-"""A real 2-step tiny-model sweep with pass rates on: the ledger counts equal the rewards TRL logged, prompts.csv
-agrees with the ledger, the start pass rates are computed once per base, gradient sketches and the sweep
-section come out.
+"""A real 2-step tiny-model sweep with pass rates on (one start per seed): the ledger counts equal the rewards TRL
+logged, prompts.csv agrees with the ledger, the start pass rates are computed once per (base, seed), the correct
+rollouts kept in training are the ones TRL scored, gradient sketches of them and the sweep section come out.
 
 The tiny model is random, so the task is one the random sampler hits: single-digit gold answers (the scorer
 takes the last number of the first line, which a random 16-character line makes a given digit ~6% of the time).
@@ -37,7 +37,7 @@ def sweep(tmp_path_factory, harness_cache):
                         "objective=rlvr,sft", "seed=0,1", "objective.steps=2",
                         f"++objective.prompts_per_step={PROMPTS_PER_STEP}",
                         f"++objective.num_generations={GENERATIONS}", "passrate.enabled=true",
-                        "passrate.grad_sim.dim=512", "name=u"],
+                        "passrate.grad_sim.dim=512", "passrate.start_seeded=true", "name=u"],
                        capture_output=True, text=True, timeout=600, env=env, cwd=work)
     assert r.returncode == 0, r.stderr[-3000:]
     jobs = sorted((work / "out" / "u").glob("*/run.json"))
@@ -87,35 +87,59 @@ def test_prompts_csv_agrees_with_ledger(sweep):
             assert (train.gold_seen == 1).all() and (train.rollouts_seen == 0).all()
 
 
-def test_start_pass_rates_computed_once_per_base(sweep, harness_cache):
+def test_start_pass_rates_computed_once_per_base_and_seed(sweep, harness_cache):
     _, jobs = sweep
-    starts = [pd.read_csv(j / "prompts.csv").set_index("prompt_id").pass_start for j in jobs]
-    for s in starts[1:]:
-        pd.testing.assert_series_equal(s, starts[0])
-    info = [json.loads((j / "passrate.json").read_text()) for j in jobs]
-    assert len({i["start_key"] for i in info}) == 1
-    assert sum(i["seconds"]["start"] > 0 for i in info) <= 1  # computed by the first job, reused by the rest
-    assert (harness_cache / "passrate" / f"start-{info[0]['start_key']}.json").exists()
+    info = {j: json.loads((j / "passrate.json").read_text()) for j in jobs}
+    seed_of = {j: json.loads((j / "run.json").read_text())["seed"] for j in jobs}
+    for seed in (0, 1):
+        same = [j for j in jobs if seed_of[j] == seed]  # the RLVR and the SFT run of this seed
+        assert len(same) == 2 and info[same[0]]["start_key"] == info[same[1]]["start_key"]
+        assert info[same[0]]["settings"]["seed"] == seed
+        starts = [pd.read_csv(j / "prompts.csv").set_index("prompt_id").pass_start for j in same]
+        pd.testing.assert_series_equal(starts[0], starts[1])
+        assert sum(info[j]["seconds"]["start"] > 0 for j in same) <= 1  # computed once, reused
+    keys = {i["start_key"] for i in info.values()}
+    assert len(keys) == 2  # one start per seed
+    for k in keys:
+        assert (harness_cache / "passrate" / f"{k}.json").exists()
 
 
-def test_gradient_sketches_of_rewarded_prompts(sweep):
+def test_gradient_sketches_from_training_rollouts(sweep):
+    from harness.models import load_model
     from harness.tasks import build_task
+    from harness.unlearn.ledger import read_correct_rollouts
 
     work, jobs = sweep
     for job in (j for j in jobs if _objective(j) == "rlvr"):
         df = pd.read_csv(job / "prompts.csv")
-        rewarded = set(df[(df.split == "train") & (df.correct_seen > 0)].prompt_id)
+        train = df[df.split == "train"].set_index("prompt_id")
+        rewarded = set(train[train.correct_seen > 0].index)
+        kept = read_correct_rollouts(job / "correct_rollouts.jsonl")
+        # every rewarded prompt kept its first correct rollouts (at most 4), and only those
+        assert set(kept) == rewarded
+        for pid, rows in kept.items():
+            assert len(rows) == min(4, train.loc[pid, "correct_seen"])
+            assert [r["step"] for r in rows] == sorted(r["step"] for r in rows) and rows[0]["step"] in (0, 1)
         z = np.load(job / "grad_sketch.npz")
         ids = {str(i) for i in z["ids"]}
-        assert ids <= rewarded and z["sketch"].shape == (len(ids), 512)
-        assert set(df[df.grad == 1].prompt_id) == ids
+        assert ids == rewarded and z["sketch"].shape == (len(ids), 512)
+        assert set(z["n_rollouts"].tolist()) <= {1, 2, 3, 4} and str(z["source"]) == "training"
+        assert str(z["at"]) == "base"
+        assert set(train[train.grad == 1].index) == ids
+        info = json.loads((job / "passrate.json").read_text())["grad_sim"]
+        assert info["sketched"] == len(ids)
+        assert info["left_out"]["correct_not_kept"] == 0
+        assert info["left_out"]["not_sampled"] == (train.rollouts_seen == 0).sum()
+        # the kept token ids are what TRL scored: they decode to the completion text, which scores 1
         cfg = OmegaConf.load(job / ".hydra" / "config.yaml")
         cfg.task.path = str(work / "digits.jsonl")
         task = build_task(cfg.task)
         gold = {e.id: e.answer for e in task.train}
-        for line in (job / "correct_rollouts.jsonl").read_text().splitlines():
-            r = json.loads(line)
-            assert r["prompt_id"] in ids and task.score(r["text"], gold[r["prompt_id"]]) == 1.0
+        _, tok = load_model(json.loads((job / "run.json").read_text())["base_dir"])
+        for pid, rows in kept.items():
+            for r in rows:
+                assert tok.decode(r["ids"], skip_special_tokens=True) == r["text"]
+                assert task.score(r["text"], gold[pid]) == 1.0
 
 
 def test_section_on_real_sweep(sweep):
@@ -142,6 +166,6 @@ def test_sweep_file():
     assert set(str(params.objective).split(",")) == {"rlvr", "sft"}
     assert len(str(params.seed).split(",")) >= 3
     cfg = compose("sweeps=unlearnability", "objective=rlvr")  # the study's overlay wins over the defaults
-    assert cfg.passrate.enabled is True
+    assert cfg.passrate.enabled is True and cfg.passrate.start_seeded is True
     # ~4 visits of each of the 40 training prompts at 4 prompts per step
     assert cfg.objective.steps * cfg.objective.prompts_per_step / cfg.task.n_train >= 3
