@@ -34,7 +34,7 @@ OPTIONS: dict[str, str] = {
     "base": "base checkpoint: a dir, a model name (conf/model) or a hub id; with tuned=",
     "tuned": "tuned checkpoint, compared with base=",
     "out": "output dir of a base/tuned comparison (default $HARNESS_OUT/analyze/<base>--<tuned>)",
-    "k": "top-k sizes, comma-separated: integers, or fractions of min(m, n) (default 16,0.01)",
+    "k": "top-k sizes, comma-separated: integers, fractions of min(m, n), or gap<K> (gap-aware near K) (default 16,0.01)",
     "alpha": "principal mask share, in (0, 1) (default 0.2)",
     "topk": f"top-k vectors of W1: {' | '.join(TOPK_METHODS)} (default exact)",
     "matrix": "matrix whose spectrum is plotted (default: the one that drifted most)",
@@ -80,9 +80,12 @@ def fail(msg: str) -> None:
     raise SystemExit(2)
 
 
-def parse_ks(value: str) -> tuple[int | float, ...]:
-    out: list[int | float] = []
+def parse_ks(value: str) -> tuple[int | float | str, ...]:
+    out: list[int | float | str] = []
     for item in value.split(","):
+        if item.startswith("gap") and (item[3:] == "" or item[3:].isdigit() and int(item[3:]) >= 1):
+            out.append(f"gap{item[3:] or 16}")  # gap-aware k (harness.geometry.metrics.gap_k)
+            continue
         try:
             k = float(item)
         except ValueError:
@@ -92,8 +95,8 @@ def parse_ks(value: str) -> tuple[int | float, ...]:
         elif 0 < k < 1:
             out.append(k)
         else:
-            raise OptionError(f"error: bad k {item!r}; valid: integers >= 1 or fractions in (0, 1), "
-                              "comma-separated (e.g. k=16,0.01)")
+            raise OptionError(f"error: bad k {item!r}; valid: integers >= 1, fractions in (0, 1) or gap<K> "
+                              "(gap-aware, near K; gap = gap16), comma-separated (e.g. k=16,0.01,gap)")
     return tuple(out)
 
 

@@ -18,10 +18,37 @@ def _weighted(x: pd.Series, w: pd.Series) -> float:
     return float(np.average(x[ok], weights=w[ok])) if ok.any() and w[ok].sum() > 0 else math.nan
 
 
+def labels_of(df: pd.DataFrame) -> list[str]:
+    """The k labels of a per-matrix table (from its ``k_<label>`` columns)."""
+    return [c.removeprefix("k_") for c in df.columns if c.startswith("k_")]
+
+
+def reliable(df: pd.DataFrame) -> pd.DataFrame:
+    """The table with every angle figure of a matrix whose Wedin bound is vacuous (≥ 1, or the gap closed)
+    at that k set to NaN: such an angle may be a swap of near-tied directions, not a rotation by the update,
+    so the aggregates leave it out (its null too, so figure and null cover the same matrices)."""
+    df = df.copy()
+    for label in labels_of(df):
+        if f"wedin_{label}" not in df:
+            continue
+        vac = ~(df[f"wedin_{label}"] < 1)  # NaN (no bound) counts as vacuous too
+        cols = [c for c in df.columns if c.startswith("angle_") and c.endswith(f"_{label}")
+                and not c.startswith("angle_bound")]
+        df.loc[vac, cols] = math.nan
+    return df
+
+
 def aggregate_rows(df: pd.DataFrame) -> dict[str, float]:
     """Parameter-weighted means (NaN-skipping) of the metrics of some matrices; norms add in quadrature;
-    ``max_angle_<k>`` is the largest angle over the matrices."""
+    ``max_angle_<k>`` (and ``max_angle_null_<k>``) the largest angle over the matrices. Angles of matrices
+    with a vacuous Wedin bound are left out, counted in ``vacuous_<k>``; ``median_wedin_<k>`` and
+    ``median_gap_<k>`` summarise the reliability (their means would be dominated by near-ties)."""
     out: dict[str, float] = {"matrices": len(df), "params": int(df["params"].sum())}
+    labels = labels_of(df)
+    for label in labels:
+        if f"wedin_{label}" in df:
+            out[f"vacuous_{label}"] = int((~(df[f"wedin_{label}"] < 1)).sum())
+    ok = reliable(df)
     for col in df.columns:
         if col in ID_COLUMNS or col == "params" or col.startswith("k_"):
             continue
@@ -29,10 +56,14 @@ def aggregate_rows(df: pd.DataFrame) -> dict[str, float]:
             out[col] = float(np.sqrt((df[col] ** 2).sum()))
         elif col == "rel_update":
             continue
+        elif col.startswith(("gap_", "wedin_")):
+            x = df[col].dropna()
+            out[f"median_{col}"] = float(x.median()) if len(x) else math.nan
         else:
-            out[col] = _weighted(df[col], df["params"])
-        if col.startswith("angle_") and not col.startswith(("angle_u_", "angle_v_", "angle_bound")):
-            out[f"max_{col}"] = float(df[col].max())
+            out[col] = _weighted(ok[col], df["params"])
+        if any(col in (f"angle_{lab}", f"angle_null_{lab}") for lab in labels):
+            x = ok[col].dropna()
+            out[f"max_{col}"] = float(x.max()) if len(x) else math.nan
     out["rel_update"] = out["delta_fro"] / out["w0_fro"] if out.get("w0_fro") else math.nan
     return out
 
@@ -61,12 +92,12 @@ def jsonable(obj):
 
 def summary_header(settings: Settings) -> str:
     k = settings.labels()[0]
-    return (f"{'run':<28} {'drift':>9} {'angle°(' + k + ')':>12} {'max°':>7} {'sparsity bf16/abs':>18} "
-            f"{'eff.rank':>9} {'energy(' + k + ')':>12} {'random':>9}")
+    return (f"{'run':<28} {'drift':>9} {'[null]':>9} {'angle°(' + k + ')':>12} {'[null]':>7} {'max°':>7} "
+            f"{'vacuous':>7} {'sparsity bf16/abs':>18} {'eff.rank':>9} {'energy(' + k + ')':>12} {'random':>9}")
 
 
 def summary_line(label: str, whole: dict, settings: Settings) -> str:
-    """One line per run: the whole-model numbers the issue asks to print."""
+    """One line per run: the whole-model numbers, each figure beside its same-size random null."""
     k = settings.labels()[0]
 
     def g(key: str) -> float:
@@ -74,5 +105,7 @@ def summary_line(label: str, whole: dict, settings: Settings) -> str:
         return math.nan if v is None else v
 
     sp = f"{g('sparsity_bf16'):.3f} / {g('sparsity_abs'):.3f}"
-    return (f"{label[:28]:<28} {g('drift'):9.2e} {g('angle_' + k):12.4f} {g('max_angle_' + k):7.3f} "
-            f"{sp:>18} {g('eff_rank'):9.2f} {g('energy_' + k):12.3e} {g('energy_base_' + k):9.2e}")
+    vac = f"{int(g('vacuous_' + k))}/{int(g('matrices'))}" if whole.get("vacuous_" + k) is not None else "-"
+    return (f"{label[:28]:<28} {g('drift'):9.2e} {g('drift_null'):9.2e} {g('angle_' + k):12.4f} "
+            f"{g('angle_null_' + k):7.4f} {g('max_angle_' + k):7.3f} {vac:>7} {sp:>18} {g('eff_rank'):9.2f} "
+            f"{g('energy_' + k):12.3e} {g('energy_base_' + k):9.2e}")

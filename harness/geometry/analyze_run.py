@@ -33,7 +33,7 @@ from harness.geometry.spectra import SpectraCache, by_shape, chunks, gram_decomp
 from harness.store import atomic_write_text, settings_hash
 from harness.sweep import DELTA, RunDir, run_dirs
 
-ANALYZER_VERSION = 1  # bump when a metric's computation changes: stored analyses are then recomputed
+ANALYZER_VERSION = 2  # bump when a metric's computation changes: stored analyses are then recomputed
 
 
 def settings_tag(settings: Settings) -> str:
