@@ -16,7 +16,6 @@ Comparing K at the base and after a run: principal angles between the top-k eige
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from omegaconf import DictConfig
 
 from harness.adapters.base import PROJECTIONS
+from harness.linalg import principal_angles
 
 
 def _probe_batch(tok, examples, device):
@@ -122,8 +122,7 @@ def compare_grams(k0: torch.Tensor, k1: torch.Tensor, k: int = 8) -> dict[str, f
     e1, v1 = torch.linalg.eigh(k1.double())
     e0, v0 = e0.flip(0)[:k], v0.flip(1)[:, :k]
     e1, v1 = e1.flip(0)[:k], v1.flip(1)[:, :k]
-    cos = torch.linalg.svdvals(v0.T @ v1).clamp(-1, 1)
-    angles = torch.rad2deg(torch.arccos(cos))
+    angles = principal_angles(v0, v1)  # the one definition (atan2 of sine and cosine: small angles exact)
     return {
         "entk_k": k,
         "entk_max_angle_deg": float(angles.max()),
@@ -144,28 +143,35 @@ def plain_copy(model):
     return fresh.to(next(model.parameters()).device)
 
 
+def base_gram(model_cfg: DictConfig, base: Path | str, examples: list, batch_size: int = 16,
+              device: str = "cpu") -> torch.Tensor:
+    """The eNTK Gram of the base on ``examples``, computed once per (base *weights*, probe set, dtype) through
+    :func:`harness.store.once_per_base`: a checkpoint retrained at the same path gets a new Gram."""
+    from harness.models import load_base
+    from harness.store import once_per_base
+
+    def compute() -> torch.Tensor:
+        model, tok = load_base(model_cfg, base, device)
+        return entk_gram(model, tok, examples, batch_size)
+
+    key = {"probe": [[e.id, e.prompt, e.answer] for e in examples], "dtype": model_cfg.get("dtype", "float32"),
+           "v": 2}
+    return once_per_base("entk", base, key, compute, save=lambda k, path: torch.save(k, path),
+                         load=lambda path: torch.load(path), suffix=".pt")
+
+
 def entk_for_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base) -> dict[str, float]:
-    """Gram at the base (cached next to the sweep) and after the run; writes ``entk.json``."""
-    from harness.models import cache_lock, load_model, settings_hash
+    """Gram at the base (once per base, :func:`base_gram`) and after the run; writes ``entk.json``."""
+    from harness.store import atomic_write_json
 
     ec = cfg.entk
     examples = task.test[: ec.n_probe]  # a fixed probe set: the first N held-out prompts
-    dtype = cfg.model.get("dtype", "float32")
-    key = settings_hash({"base": str(base), "probe": [e.id for e in examples], "dtype": dtype, "v": 1})
-    cache = job_dir.parent / f"entk_base_{key}.pt"
-    with cache_lock(f"entk-{key}"):
-        if cache.exists():
-            k0 = torch.load(cache)
-        else:
-            base_model, base_tok = load_model(base, dtype, str(next(merged.parameters()).device))
-            k0 = entk_gram(base_model, base_tok, examples, ec.batch_size)
-            del base_model
-            torch.save(k0, cache)
+    k0 = base_gram(cfg.model, base, examples, ec.batch_size, str(next(merged.parameters()).device))
     k1 = entk_gram(plain_copy(merged), tok, examples, ec.batch_size)
     out = compare_grams(k0, k1, ec.k)
     out["entk_n_probe"] = len(examples)
     out = {k: (v if not (isinstance(v, float) and math.isnan(v)) else None) for k, v in out.items()}
-    (job_dir / "entk.json").write_text(json.dumps(out, indent=1))
+    atomic_write_json(job_dir / "entk.json", out)
     try:
         import wandb
 

@@ -63,3 +63,43 @@ def test_known_rotation_is_recovered():
     out = compare_grams(k0, k1, k=2)
     assert math.isclose(out["entk_max_angle_deg"], 25.0, abs_tol=1e-6)
     assert out["entk_eig_rel_change"] < 1e-9  # same spectrum: pure rotation
+
+
+def test_small_rotation_is_not_lost():
+    """Angles come from :func:`harness.linalg.principal_angles` (atan2): a 1e-9 rad rotation reads 1e-9 rad,
+    where arccos of a cosine that rounds to 1 read 0."""
+    q, _ = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    eigs = [6.0, 5, 4, 3, 2, 1]
+    t = 1e-9
+    rot = torch.eye(6, dtype=torch.float64)
+    rot[[0, 0, 4, 4], [0, 4, 0, 4]] = torch.tensor([math.cos(t), -math.sin(t), math.sin(t), math.cos(t)],
+                                                   dtype=torch.float64)
+    out = compare_grams(_spd(eigs, q), _spd(eigs, q @ rot), k=2)
+    assert math.isclose(out["entk_max_angle_deg"], math.degrees(t), rel_tol=1e-3)
+
+
+def test_base_gram_keyed_by_weights_not_path(tmp_path, tiny_base):
+    """Regression: the base Gram was cached by the base's *path*, so a checkpoint retrained at the same path
+    reused the stale Gram. Keyed by the weights hash, the new weights get their own Gram."""
+    import shutil
+
+    from harness.entk import base_gram
+    from tests.conftest import compose
+
+    model_cfg = compose("model=tiny").model
+    path = tmp_path / "base"
+    shutil.copytree(tiny_base, path)
+    exs = [Example(str(i), f"Calculate {i} + 2.\nAnswer:", str(i + 2), "") for i in range(4)]
+    first = base_gram(model_cfg, path, exs)
+    assert torch.equal(base_gram(model_cfg, path, exs), first)  # cached: same tensor back
+
+    model, tok = load_model(path)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("proj.weight"):
+                p.mul_(1.5)  # "retrained" at the same path
+    model.save_pretrained(path)
+    again = base_gram(model_cfg, path, exs)
+    fresh = entk_gram(*load_model(path), exs)
+    assert not torch.allclose(again, first)
+    torch.testing.assert_close(again, fresh)
