@@ -79,3 +79,59 @@ def test_start_seeded_one_start_per_seed(setup):
     assert key("seed=0", "passrate.start_seeded=true") != key("seed=1", "passrate.start_seeded=true")
     assert _settings(cfg_of("seed=5", "passrate.start_seeded=true"))["seed"] == 5
     assert _settings(cfg_of("seed=5"))["seed"] == 0
+
+
+def test_grad_sim_at_is_checked(setup):
+    from harness.unlearn.passrate import _grad_settings
+
+    cfg_of, _ = setup
+    assert _grad_settings(cfg_of())["at"] == "base"
+    assert _grad_settings(cfg_of("passrate.grad_sim.at=end"))["at"] == "end"
+    with pytest.raises(ValueError, match="grad_sim.at"):
+        _grad_settings(cfg_of("passrate.grad_sim.at=middle"))
+
+
+def test_gradient_taken_at_the_chosen_weights(setup, tmp_path):
+    """``at=base`` differentiates at the base checkpoint, ``at=end`` at the run's merged model, both on the
+    correct rollouts the run kept; left-out prompts are counted by reason."""
+    import csv
+
+    import numpy as np
+
+    from harness.models import load_model
+    from harness.tasks import build_task
+    from harness.unlearn.ledger import read_correct_rollouts
+    from harness.unlearn.passrate import _grad_settings, gradient_sketches, passrates_for_run
+
+    cfg_of, base = setup
+    task = build_task(cfg_of().task)
+    base_model, tok = load_model(base)
+    end_model, _ = load_model(base)
+    with torch.no_grad():
+        for p in end_model.parameters():
+            p.mul_(1.1)
+    a, b, c, d = (e.id for e in task.train)
+    gold = {e.id: e.answer for e in task.train}
+    for at in ("base", "end"):
+        job = tmp_path / at
+        job.mkdir()
+        with (job / "ledger.csv").open("w", newline="") as fh:  # a: 2 correct, b: 1, c: sampled never correct, d: never
+            csv.writer(fh).writerows([["step", "prompt_id", "rollouts", "correct"], [0, a, 4, 2], [0, b, 4, 1],
+                                      [1, c, 4, 0]])
+        with (job / "correct_rollouts.jsonl").open("w") as fh:
+            for pid, n in ((a, 2), (b, 1)):
+                for _ in range(n):
+                    ids = tok(f" {gold[pid]}", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+                    fh.write(json.dumps({"prompt_id": pid, "step": 0, "ids": ids, "text": f" {gold[pid]}"}) + "\n")
+        cfg = cfg_of(f"passrate.grad_sim.at={at}", "passrate.grad_sim.dim=256", "objective=rlvr")
+        passrates_for_run(cfg, job, end_model, tok, task, base)
+        z = np.load(job / "grad_sketch.npz")
+        assert [str(i) for i in z["ids"]] == sorted([a, b]) and str(z["at"]) == at
+        info = json.loads((job / "passrate.json").read_text())["grad_sim"]
+        assert info["left_out"] == {"not_sampled": 1, "no_correct_rollout": 1, "correct_not_kept": 0}
+        model = base_model if at == "base" else end_model
+        expected = gradient_sketches(model, tok, read_correct_rollouts(job / "correct_rollouts.jsonl"),
+                                     {e.id: e.prompt for e in task.train}, _grad_settings(cfg))
+        assert np.allclose(z["sketch"], np.stack([expected[p][0] for p in sorted(expected)]), atol=1e-6)
+    za, zb = np.load(tmp_path / "base" / "grad_sketch.npz"), np.load(tmp_path / "end" / "grad_sketch.npz")
+    assert not np.allclose(za["sketch"], zb["sketch"])

@@ -1,9 +1,10 @@
 """Unlearnability: pass-rate estimation, rollout ledger, classification, gradient similarity.
 
 - :mod:`.passrate`: pass@1 sampler, start pass rates cached per base, the run hook writing ``prompts.csv``;
-- :mod:`.ledger`: the RLVR rollout ledger aggregated per prompt and per step;
+- :mod:`.ledger`: the RLVR rollout ledger aggregated per prompt and per step, and the correct rollouts kept;
 - :mod:`.classify`: easy / learnable / unlearnable / never-rewarded, per run and across seeds;
-- :mod:`.gradsim`: count-sketched per-prompt gradients, cosine similarity, bootstrap CI, Mann–Whitney;
+- :mod:`.gradsim`: count-sketched per-prompt gradients of the correct training rollouts, cosine similarity,
+  bootstrap CI, the group permutation test over the prompt x prompt matrix;
 - :mod:`.report`: the sweep section (``unlearnability.csv``, markdown, plots).
 """
 
