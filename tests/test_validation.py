@@ -1,0 +1,172 @@
+"""Bad values get the treatment of bad names: one line naming the key, the value and what is valid, exit 2,
+nothing written. One CLI test per row of issue 11's table; the other rules through the same checker
+in-process (it is what the CLI runs before Hydra starts)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.validate import check_launch, job_overrides
+from tests.conftest import CONF, run_cli
+
+TINY = ["model=tiny", "logger=none", "name=t"]
+
+
+@pytest.fixture(scope="module")
+def bad_jsonl(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "bad.jsonl"
+    path.write_text('{"prompt": "1+1", "answer": "2"}\n\n{"prompt": "2+2", "answer": "4"}\nnot json\n')
+    return path
+
+
+def assert_rejected(tmp_path, args: list[str], *needles: str) -> str:
+    """Runs the CLI; exit 2, the last stderr line holds every needle, and nothing was written."""
+    r = run_cli(*args, out=tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: bad ") and "valid:" in line, line
+    for needle in needles:
+        assert needle in line, (needle, line)
+    assert not any(tmp_path.iterdir()), list(tmp_path.rglob("*"))  # no sweep dir, no run dir
+    return line
+
+
+# --- the table of issue 11, each row through the CLI ---------------------------------------------------------
+
+
+def test_jsonl_path_missing(tmp_path):
+    assert_rejected(tmp_path, [*TINY, "task=jsonl", "task.path=/nonexistent.jsonl"],
+                    "task.path '/nonexistent.jsonl'", "does not exist")
+
+
+def test_jsonl_bad_line_names_file_and_line(tmp_path, bad_jsonl):
+    # line 4: the blank line 2 still counts, so the number is the one an editor shows
+    assert_rejected(tmp_path, [*TINY, "task=jsonl", f"task.path={bad_jsonl}"], f"{bad_jsonl}:4: not JSON")
+
+
+def test_hf_local_dir_missing(tmp_path):
+    assert_rejected(tmp_path, ["logger=none", "model=hf", "model.name_or_path=/nonexistent/dir"],
+                    "model.name_or_path '/nonexistent/dir'", "does not exist")
+
+
+def test_negative_steps(tmp_path):
+    assert_rejected(tmp_path, [*TINY, "objective.steps=-1"], "objective.steps -1", "an integer >= 1")
+
+
+def test_rank_zero(tmp_path):
+    assert_rejected(tmp_path, [*TINY, "adapter=lora", "adapter.r=0"], "adapter.r 0", "an integer >= 1")
+
+
+def test_seed_not_an_integer(tmp_path):
+    assert_rejected(tmp_path, [*TINY, "seed=abc"], "seed 'abc'", "an integer")
+
+
+def test_density_above_one(tmp_path):
+    assert_rejected(tmp_path, [*TINY, "adapter=sparse", "adapter.density=1.5"], "adapter.density 1.5",
+                    "> 0 and <= 1")
+
+
+def test_store_dtype(tmp_path):
+    assert_rejected(tmp_path, [*TINY, "store_dtype=int8"], "store_dtype 'int8'", "float32 | bfloat16")
+
+
+def test_bad_value_in_one_job_of_a_sweep_stops_the_whole_sweep(tmp_path):
+    # the second job of the sweep is bad: nothing runs, not even the good first job
+    assert_rejected(tmp_path, ["-m", *TINY, "adapter=full,lora", "objective.steps=2,0"], "objective.steps 0")
+
+
+# --- the same checker, in-process ------------------------------------------------------------------------
+
+
+def errors(*overrides: str, multirun: bool = False) -> list[str]:
+    return check_launch(list(overrides), multirun, CONF)
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("objective.lr=0", "objective.lr 0"),
+    ("objective.lr=-1e-4", "objective.lr -0.0001"),
+    ("objective.steps=2.5", "objective.steps 2.5"),
+    ("objective.batch_size=0", "objective.batch_size 0"),
+    ("seed=-1", "seed -1"),
+    ("model.dtype=float8", "model.dtype 'float8'"),
+    ("model.device=gpu", "model.device 'gpu'"),
+    ("task.n_train=0", "task.n_train 0"),
+    ("task.prompt_template=no_field", "task.prompt_template 'no_field'"),
+    ("adapter.lr.sft=0", "adapter.lr.sft 0"),
+    ("entk.k=64", "entk.k 64"),  # more eigenvectors than probes
+    ("eval.limit=0", "eval.limit 0"),
+    ("passrate.tau=2", "passrate.tau 2"),
+    ("force=maybe", "force 'maybe'"),
+    ("name=a/b", "name 'a/b'"),
+    ("logger.project=a/b", "logger.project 'a/b'"),
+])
+def test_rules(override, needle):
+    found = errors("model=tiny", override)
+    assert len(found) == 1 and needle in found[0] and "valid:" in found[0], found
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    (["objective=rlvr", "objective.num_generations=1"], "objective.num_generations 1"),
+    (["objective=rlvr", "objective.temperature=0"], "objective.temperature 0"),
+    (["objective=rlvr", "objective.beta=-0.1"], "objective.beta -0.1"),
+    (["objective=rlvr", "objective.loss_type=ppo"], "objective.loss_type 'ppo'"),
+    (["adapter=sparse", "adapter.alpha=1.5"], "adapter.alpha 1.5"),
+    (["adapter=sparse", "adapter.criterion=non_principal", "adapter.density=0.9"], "adapter.density 0.9"),
+    (["adapter=lora", "adapter.dropout=1"], "adapter.dropout 1"),
+    (["adapter=full", "~adapter.lr.rlvr", "objective=rlvr"], "objective.lr None"),  # no default lr
+])
+def test_rules_per_plugin(overrides, needle):
+    found = errors("model=tiny", *overrides)
+    assert len(found) == 1 and needle in found[0], found
+
+
+def test_plugin_settings():
+    # checked by the plug-in itself (pass 2): the sparse criterion, a peft config, the scheduler, a task's dataset
+    assert "adapter.criterion 'biggest'" in errors("model=tiny", "adapter=sparse", "adapter.criterion=biggest")[0]
+    assert "adapter.peft_config" in errors("model=tiny", "adapter=peft")[0]
+    assert "objective.lr_scheduler 'warm'" in errors("model=tiny", "objective.lr_scheduler=warm")[0]
+    assert "task.dataset 'basic_arith'" in errors("model=tiny", "task.dataset=basic_arith")[0]
+    # a hub id offline that is not in the local cache (run.py sets HF_HUB_OFFLINE=1 by default)
+    found = errors("model=hf", "model.name_or_path=nobody-xyz/no-model")
+    assert "model.name_or_path 'nobody-xyz/no-model'" in found[0] and "HF_HUB_OFFLINE" in found[0]
+    assert errors("model=hf", "model.name_or_path=./not/here")[0].endswith("does not exist")
+
+
+def test_jsonl_too_short_and_missing_fields(tmp_path):
+    short = tmp_path / "short.jsonl"
+    short.write_text("".join(f'{{"prompt": "{i}+1", "answer": "{i + 1}"}}\n' for i in range(5)))
+    found = errors("model=tiny", "task=jsonl", f"task.path={short}")
+    assert "at least n_train + n_test = 96 rows (the file has 5)" in found[0]
+    assert errors("model=tiny", "task=jsonl", f"task.path={short}", "task.n_train=3", "task.n_test=2") == []
+    lacking = tmp_path / "lacking.jsonl"
+    lacking.write_text('{"prompt": "1+1"}\n')
+    assert f"{lacking}:1 lacks prompt or answer" in errors("model=tiny", "task=jsonl", f"task.path={lacking}")[0]
+    assert "task.path" in errors("model=tiny", "task=jsonl")[0]  # the mandatory ??? left unset
+
+
+def test_valid_configs_pass():
+    assert errors("model=tiny") == []
+    assert errors("model=tiny", "adapter=sparse", "objective=rlvr", "store_dtype=bfloat16") == []
+    assert errors("sweeps=demo", multirun=True) == []
+
+
+def test_unknown_key_is_one_line():
+    found = errors("model=tiny", "objective.stepz=3")
+    assert len(found) == 1 and "objective.stepz" in found[0]
+
+
+def test_sweep_expansion_matches_hydra():
+    """Command-line comma lists crossed with the study file's hydra.sweeper.params, the command line winning."""
+    jobs = job_overrides(["sweeps=demo"], True, CONF)
+    assert len(jobs) == 8  # 4 adapters x 2 objectives x 1 seed
+    assert {j for job in jobs for j in job if j.startswith("adapter=")} == {
+        "adapter=full", "adapter=lora", "adapter=milora", "adapter=sparse"}
+    jobs = job_overrides(["sweeps=demo", "objective=sft", "seed=0,1"], True, CONF)
+    assert len(jobs) == 8 and all("objective=sft" in j for j in jobs)  # 4 adapters x 1 objective x 2 seeds
+    assert job_overrides(["adapter=full,lora"], False, CONF) == [["adapter=full,lora"]]  # no -m: one job
+    # the study's own sweep params are expanded: only its non_principal jobs conflict with this alpha
+    assert errors("sweeps=sparse_masks", "adapter.alpha=0.99", multirun=True) == [
+        "error: bad adapter.density 0.05; valid: <= 1 - adapter.alpha = 0.01 for criterion non_principal "
+        "(the mask lies outside the principal share)"]
+    assert errors("sweeps=sparse_masks", "adapter=sparse", "adapter.alpha=0.99", "adapter.criterion=random",
+                  multirun=True) == []
