@@ -32,10 +32,10 @@ def base_pass_rates(cfg: DictConfig, task, base, device: str) -> dict[str, float
     s = settings(cfg)
 
     def compute() -> dict[str, float]:
-        from harness.models import load_model
+        from harness.models import load_base
         from harness.unlearn.passrate import sample_completions
 
-        model, tok = load_model(base, cfg.model.get("dtype", "float32"), device)
+        model, tok = load_base(cfg.model, base, device)
         model.eval()
         samples = sample_completions(model, tok, task.train, k=s["k"], temperature=s["temperature"],
                                      max_new_tokens=s["max_new_tokens"], batch_size=s["batch_size"],

@@ -107,10 +107,9 @@ class _Base:
 
     def get(self):
         if self.model is None:
-            from harness.models import device_for, load_model
+            from harness.models import load_base
 
-            self.model, self.tok = load_model(self.base, self.cfg.model.get("dtype", "float32"),
-                                              device_for(self.cfg.model))
+            self.model, self.tok = load_base(self.cfg.model, self.base)
             self.model.eval()
         return self.model, self.tok
 
