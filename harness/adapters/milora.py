@@ -11,17 +11,22 @@ from harness.adapters.lora import lora_config
 
 
 def milora_init(layer, adapter: str = "default") -> None:
-    """Set A, B of one peft ``LoraLayer`` from the r smallest singular triplets, scaled by √σ."""
+    """Set A, B of one peft ``LoraLayer`` from the r smallest singular triplets, scaled by √σ, and the base to
+    the residual R = W0 − s·B A.
+
+    A and B keep the adapter's dtype (as peft's PiSSA init does); R is computed in float64 from exactly the
+    stored A and B and rounded once to the base dtype, so R + s·B A − W0 is that one rounding, ≤ ½ ulp of R.
+    """
     base = layer.get_base_layer()
-    w = base.weight.data.float()
+    w = base.weight.data.double()
     r, scale = layer.r[adapter], layer.scaling[adapter]
     u, s, vh = torch.linalg.svd(w, full_matrices=False)
     ur, sr, vhr = u[:, -r:], s[-r:] / scale, vh[-r:]
-    lora_a = torch.diag(sr.sqrt()) @ vhr
-    lora_b = ur @ torch.diag(sr.sqrt())
-    layer.lora_A[adapter].weight.data = lora_a.to(base.weight.dtype)
-    layer.lora_B[adapter].weight.data = lora_b.to(base.weight.dtype)
-    base.weight.data = (w - scale * lora_b @ lora_a).to(base.weight.dtype)
+    lora_a = (sr.sqrt()[:, None] * vhr).to(layer.lora_A[adapter].weight.dtype)
+    lora_b = (ur * sr.sqrt()).to(layer.lora_B[adapter].weight.dtype)
+    layer.lora_A[adapter].weight.data = lora_a
+    layer.lora_B[adapter].weight.data = lora_b
+    base.weight.data = (w - scale * (lora_b.double() @ lora_a.double())).to(base.weight.dtype)
 
 
 @register("milora")
