@@ -18,15 +18,16 @@ def milora_init(layer, adapter: str = "default") -> None:
     stored A and B and rounded once to the base dtype, so R + s·B A − W0 is that one rounding, ≤ ½ ulp of R.
     """
     base = layer.get_base_layer()
-    w = base.weight.data.double()
+    w = base.weight.data
     r, scale = layer.r[adapter], layer.scaling[adapter]
-    u, s, vh = torch.linalg.svd(w, full_matrices=False)
+    # float32 SVD, as peft's PiSSA (float64 doubles the init's time; the exact ΔW does not need it)
+    u, s, vh = torch.linalg.svd(w.float(), full_matrices=False)
     ur, sr, vhr = u[:, -r:], s[-r:] / scale, vh[-r:]
     lora_a = (sr.sqrt()[:, None] * vhr).to(layer.lora_A[adapter].weight.dtype)
     lora_b = (ur * sr.sqrt()).to(layer.lora_B[adapter].weight.dtype)
     layer.lora_A[adapter].weight.data = lora_a
     layer.lora_B[adapter].weight.data = lora_b
-    base.weight.data = (w - scale * (lora_b.double() @ lora_a.double())).to(base.weight.dtype)
+    base.weight.data = (w.double() - scale * (lora_b.double() @ lora_a.double())).to(w.dtype)
 
 
 @register("milora")
