@@ -6,9 +6,10 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from harness.adapters.base import REGISTRY, Adapter, analyzed_weights, merged_delta, register
+from harness.adapters.base import REGISTRY, Adapter, Delta, analyzed_weights, merged_delta, register
 
-__all__ = ["Adapter", "REGISTRY", "register", "build_adapter", "available", "merged_delta", "analyzed_weights"]
+__all__ = ["Adapter", "Delta", "REGISTRY", "register", "build_adapter", "available", "merged_delta",
+           "analyzed_weights"]
 
 
 def _discover() -> None:
