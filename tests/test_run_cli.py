@@ -49,9 +49,37 @@ def test_bad_names_exit_2(arg, group, tmp_path):
 def test_nonfinite_loss_marks_failed_and_sweep_goes_on(tmp_path):
     # An absurd learning rate for one job makes the loss non-finite within 3 steps; the other job runs on.
     r = run_cli("-m", *TINY, "adapter=full", "objective.steps=3", "objective.lr=1e30,1e-4", out=tmp_path)
-    assert r.returncode == 0, r.stderr[-2000:]
+    # the sweep went on past the failed job, then exits non-zero naming it (harness.callbacks)
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "1 of 2 runs not done" in r.stderr and "non-finite" in r.stderr.strip().splitlines()[-1]
     got = runs(tmp_path)
     bad = got["adapter=full,model=tiny,objective.lr=1e+30,objective.steps=3"]
     good = got["adapter=full,model=tiny,objective.lr=0.0001,objective.steps=3"]
     assert bad["status"] == "failed" and "non-finite" in bad["reason"]
     assert good["status"] == "done"
+
+
+FAST = ["eval.enabled=false", "entk.enabled=false", "report.on_sweep_end=false"]
+
+
+def test_single_run_that_fails_exits_nonzero(tmp_path):
+    r = run_cli(*TINY, *FAST, "adapter=full", "objective.steps=3", "objective.lr=1e30", out=tmp_path)
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "run failed" in r.stderr and "non-finite" in r.stderr.strip().splitlines()[-1]
+    (record,) = [json.loads(p.read_text()) for p in tmp_path.rglob("run.json")]
+    assert record["status"] == "failed" and "non-finite" in record["reason"]
+
+
+def test_wandb_start_failure_is_recorded_and_the_sweep_goes_on(tmp_path):
+    # A real W&B failure: wandb.init raises UsageError on a run id with '/' (set through the environment, as a
+    # user's leftover WANDB_RUN_ID would be). The first job warns, records it and trains without W&B; the sweep
+    # goes on (here W&B drops the bad id after that failure, so the second job logs as usual).
+    args = ["-m", "model=tiny", "logger=wandb", "name=t", *FAST, "objective.steps=1", "adapter=full,lora"]
+    r = run_cli(*args, out=tmp_path, WANDB_RUN_ID="bad/id", WANDB_MODE="offline")
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = {rec["adapter"]: rec for rec in runs(tmp_path).values()}
+    assert got["full"]["status"] == "done" and got["lora"]["status"] == "done"
+    assert got["full"]["wandb"]["status"] == "failed to start" and "UsageError" in got["full"]["wandb"]["reason"]
+    assert got["lora"]["wandb"]["status"] in ("started", "failed to start")
+    failed = sum(rec["wandb"]["status"] == "failed to start" for rec in got.values())
+    assert r.stderr.count("warning: W&B did not start") == failed
