@@ -167,7 +167,9 @@ def check_argv(argv: list[str]) -> None:
     args = get_args_parser().parse_args(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.experimental_rerun:
         return  # Hydra only shows something
-    errors = check_launch(args.overrides, args.multirun, args.config_dir or CONF_DIR, args.config_name or "config")
+    if args.config_dir or args.config_path:
+        return  # a user's config tree beside or instead of ours: Hydra composes it, the job checks nothing here
+    errors = check_launch(args.overrides, args.multirun, CONF_DIR, args.config_name or "config")
     if errors:
         print("\n".join(errors), file=sys.stderr)
         raise SystemExit(2)
