@@ -1,6 +1,7 @@
 """Performance benchmarks, each printed as timings and ratios measured in one run.
 
     python -m harness.bench analyzer [--model smollm2-135m | tiny | <checkpoint dir>] [--layers N]
+    python -m harness.bench null [--model ...] [--repeats R]
 
 ``analyzer``: the geometry analyzer on the model's attention/MLP matrices with a synthetic ΔW (rank 8 +
 1 % sparse, each part 1e-3·‖W0‖_F), timing
@@ -8,6 +9,10 @@
   (b) the harness analyzer with a warm base-spectrum cache (what every run of a sweep pays);
   (c) the irreducible part: the singular values of every W1 (``torch.linalg.svdvals``, batched by shape);
 and prints b/a, b/c and the largest difference between the metric values of (a) and (b).
+
+``null``: what the random-update null columns (``Settings.null``) add to the analyzer: the warm-cache analysis
+of the same synthetic ΔW without and with them, alternated ``repeats`` times (best of each, as the machine
+may be shared), printed as a ratio to the analyzer's own time; likewise for adding a gap-aware k.
 """
 
 from __future__ import annotations
@@ -154,8 +159,42 @@ def bench_analyzer(model: str = "smollm2-135m", layers: int | None = None, seed:
     return "\n".join(lines)
 
 
+def bench_null(model: str = "smollm2-135m", layers: int | None = None, seed: int = 0, repeats: int = 3) -> str:
+    """Analyzer time without / with the null columns (and with ``gap16`` added), warm base cache."""
+    from harness.geometry.analyze_run import analyze_delta
+    from harness.geometry.metrics import Settings
+    from harness.geometry.sources import Checkpoint, matrix_kind
+    from harness.geometry.spectra import SpectraCache
+    from harness.geometry.synthetic import MemoryDelta, synthetic_delta
+
+    base_dir = resolve_model(model)
+    ckpt = Checkpoint(base_dir)
+    names = [n for n in ckpt.analyzed() if layers is None or matrix_kind(n)[0] < layers]
+    gen = torch.Generator().manual_seed(seed)
+    delta = MemoryDelta({n: synthetic_delta(ckpt.get(n).float(), gen) for n in names})
+    variants = {"plain": Settings(null=False), "null": Settings(), "null+gap16": Settings(ks=(16, 0.01, "gap16"))}
+    SpectraCache.clear_memory()
+    for st in variants.values():  # warm the base cache (and the page cache) for every variant
+        analyze_delta(ckpt, delta, st)
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(max(1, repeats)):
+        for key, st in variants.items():
+            best[key] = min(best[key], _timed(lambda st=st: analyze_delta(ckpt, delta, st))[0])
+    plain = best["plain"]
+    return "\n".join([
+        f"null bench: {model} ({base_dir}), {len(names)} matrices, synthetic ΔW, torch threads "
+        f"{torch.get_num_threads()}, best of {max(1, repeats)}",
+        f"  analyzer without null columns                 {plain:8.2f} s",
+        f"  analyzer with null columns (default)          {best['null']:8.2f} s   "
+        f"null adds {(best['null'] - plain) / plain:+.1%} (target <= +25%)",
+        f"  with null columns and k=gap16 added           {best['null+gap16']:8.2f} s   "
+        f"{(best['null+gap16'] - plain) / plain:+.1%} vs without null",
+    ])
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], str]] = {
     "analyzer": lambda a: bench_analyzer(a.model, a.layers, a.seed),
+    "null": lambda a: bench_null(a.model, a.layers, a.seed, a.repeats),
 }
 
 
@@ -168,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", default="smollm2-135m", help="model name (conf/model) or checkpoint dir")
     p.add_argument("--layers", type=int, default=None, help="only the first N layers (quicker)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, default=3, help="null: timings alternated this many times (best kept)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch/BLAS threads (1 gives steadier timings on a shared machine)")
     args = p.parse_args(argv[1:])

@@ -35,3 +35,14 @@ def test_bench_rejects_unknown_names(capsys) -> None:
         bench.main(["analyzer", "--model", "no_such_model"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "no_such_model" in err and "tiny" in err
+
+
+def test_bench_null_prints_its_share_of_the_analyzer(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    g = torch.Generator().manual_seed(0)
+    base = write_checkpoint(tmp_path / "base", {f"model.layers.{i}.self_attn.q_proj.weight":
+                                                torch.randn(48, 40, generator=g) for i in range(2)})
+    bench.main(["null", "--model", str(base), "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "without null columns" in out and "with null columns" in out
+    assert re.search(r"null adds [+-]\d+\.\d%", out)

@@ -40,9 +40,9 @@ W0's singular bases Ẽ = UᵀGV is again i.i.d. (rotation invariance), which gi
   (m + n − 2k)·k Gaussian numbers, so ``null_samples`` draws cost little. Mean over draws.
 - ``energy_null_<k>`` = k²/(mn) exactly (= ``energy_base_<k>``): the energy share of an i.i.d. Gaussian
   ΔW is Beta(k²/2, (mn − k²)/2).
-- ``mask_overlap_null_<k>``: per entry, P(changed) = Q(t/(1 − τ)) + Q(t), t = τ|w0|/s, τ = 1e-3, Q the normal
-  tail (exact for Gaussian entries: upward moves must beat τ|w1|, downward ones τ|w0|); the expected overlap
-  Σ_princ P / Σ P. Not α: a random update changes small-|w0| entries first, and principal entries are large.
+- ``mask_overlap_null_<k>``: per entry, P(changed) = erfc(t/√2), t = τ|w0|/s, τ = 1e-3 (the two-sided normal
+  tail: |δ| must beat τ·max(|w0|, |w1|); :func:`change_probability`); the expected overlap Σ_princ P / Σ P.
+  Not α: a random update changes small-|w0| entries first, and principal entries are large.
 
 k is a setting: an int is a fixed k (capped at min(m, n)); a float in (0, 1) a fraction of min(m, n),
 rounded, at least 1; ``"gap<K>"`` the gap-aware k: per matrix, the k in [1, 2K] nearest K whose gap
@@ -208,41 +208,55 @@ def _normal_tail(x: torch.Tensor) -> torch.Tensor:
 
 
 def change_probability(w0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """Per entry, P(bf16-changed) under ΔW entries i.i.d. N(0, noise²) (``noise`` per matrix): an upward move
-    (away from 0) must beat τ|w0 + δ|, i.e. δ > τ|w0|/(1 − τ); a downward one τ|w0|. Exact for Gaussian δ."""
-    t = w0.abs() * (BF16_RTOL / noise.float().clamp_min(1e-38))[:, None, None]
-    return _normal_tail(t / (1 - BF16_RTOL)).add_(_normal_tail(t))
+    """Per entry, P(bf16-changed) under ΔW entries i.i.d. N(0, noise²) (``noise`` per matrix): a downward move
+    (towards 0) must beat τ|w0|, an upward one τ|w0 + δ|, i.e. δ > τ|w0|/(1 − τ). With τ = 1e-3 the two tails
+    differ by a factor 1 + O(τ·t²) only where the tail itself is ~e^{-t²/2}, so both are taken as Q(t):
+    P = 2Q(t) = erfc(t/√2), t = τ|w0|/noise (one erfc pass over the entries instead of two)."""
+    scale = BF16_RTOL / math.sqrt(2) / noise.float().clamp_min(1e-38)
+    return w0.abs().mul_(scale[:, None, None]).erfc_()
 
 
-def angle_null(s0: torch.Tensor, k: int, noise: torch.Tensor, m: int, n: int, samples: int,
-               gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def null_draws(bsz: int, samples: int, m: int, n: int, k: int, gen: torch.Generator,
+               device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Standard normal draws of Ẽ's first k columns (B, S, m, k) and first k rows, transposed (B, S, n, k),
+    consistent on the shared k×k corner; :func:`angle_null` reads every k' ≤ k from them. float32: they are
+    random numbers, and half the cost."""
+    left = torch.randn(bsz, samples, m, k, generator=gen, device=device)
+    right = torch.randn(bsz, samples, n, k, generator=gen, device=device)
+    right[..., :k, :] = left[..., :k, :].mT
+    return left, right
+
+
+def angle_null(s0: torch.Tensor, k: int, noise: torch.Tensor, left: torch.Tensor,
+               right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Largest and mean principal angle (degrees; larger of left/right, mean over draws) between W0's top-k
     singular subspaces and those of W0 + E, E i.i.d. N(0, noise²), to first order in E (see the module doc).
-    ``s0``: all σ of W0 (B, r), float64."""
+    ``s0``: all σ of W0 (B, r); ``left``/``right``: :func:`null_draws` with at least k columns."""
     bsz, r = s0.shape
+    m, n = left.shape[-2], right.shape[-2]
     zero = torch.zeros(bsz, dtype=s0.dtype, device=s0.device)
-    if k >= r or samples < 1:
+    if k >= r or left.shape[1] < 1:
         return zero, zero
-    shape = (bsz, samples)
-    sd = noise.to(s0.dtype)[:, None, None, None]
-    p = torch.randn(*shape, m - k, k, generator=gen, dtype=s0.dtype, device=s0.device) * sd  # Ẽ_ji, j > k ≥ i
-    q = torch.randn(*shape, n - k, k, generator=gen, dtype=s0.dtype, device=s0.device) * sd  # Ẽ_ij
+    sd = noise.float()[:, None, None, None]
+    p = left[..., k:, :k] * sd  # Ẽ_ji, j > k ≥ i
+    q = right[..., k:, :k] * sd  # Ẽ_ij
     si = s0[:, None, None, :k]
     sj = s0[:, None, k:, None]
-    den = si.pow(2) - sj.pow(2)
-    tiny = torch.finfo(s0.dtype).tiny
-    den = torch.where(den >= 0, den.clamp_min(tiny), den.clamp_max(-tiny))  # an exact tie tilts fully: ~90°
-    big = 1e100  # keeps svdvals finite where a (near-)tie or σ_i = 0 makes a coefficient explode
+    den = si.pow(2) - sj.pow(2)  # float64: σ_i² − σ_j² of near-tied values keeps its digits
+    tiny = torch.finfo(torch.float32).tiny
+    den = torch.where(den >= 0, den.clamp_min(tiny), den.clamp_max(-tiny)).float()  # a tie tilts fully: ~90°
+    si, sj = si.float(), sj.float()
+    big = 1e30  # keeps svdvals finite where a (near-)tie or σ_i = 0 makes a coefficient explode
     inner = slice(0, r - k)
-    a = ((si * p[..., inner, :] + sj * q[..., inner, :]) / den).clamp(-big, big)
-    b = ((si * q[..., inner, :] + sj * p[..., inner, :]) / den).clamp(-big, big)
+    a = ((si * p[..., inner, :] + sj * q[..., inner, :]) / den).clamp_(-big, big)
+    b = ((si * q[..., inner, :] + sj * p[..., inner, :]) / den).clamp_(-big, big)
     si_safe = si.clamp_min(tiny)
     if m > r:  # rows beyond min(m, n): left vectors only, Ẽ_ji/σ_i
-        a = torch.cat([a, (p[..., r - k:, :] / si_safe).clamp(-big, big)], -2)
+        a = torch.cat([a, (p[..., r - k:, :] / si_safe).clamp_(-big, big)], -2)
     if n > r:
-        b = torch.cat([b, (q[..., r - k:, :] / si_safe).clamp(-big, big)], -2)
-    th_u = torch.rad2deg(torch.atan(torch.linalg.svdvals(a)))  # (B, S, k): tan θ = σ(A)
-    th_v = torch.rad2deg(torch.atan(torch.linalg.svdvals(b)))
+        b = torch.cat([b, (q[..., r - k:, :] / si_safe).clamp_(-big, big)], -2)
+    th_u = torch.rad2deg(torch.atan(torch.linalg.svdvals(a).double()))  # (B, S, k): tan θ = σ(A)
+    th_v = torch.rad2deg(torch.atan(torch.linalg.svdvals(b).double()))
     largest = torch.maximum(th_u[..., 0], th_v[..., 0]).mean(-1)
     mean = torch.maximum(th_u.mean(-1), th_v.mean(-1)).mean(-1)
     return largest, mean
@@ -282,16 +296,19 @@ def update_metrics(w0: torch.Tensor, d: torch.Tensor, dd: torch.Tensor, base: De
     out["sparsity_bf16"] = 1 - n_changed / mn
     out["sparsity_abs"] = count(ad <= ABS_TOL) / mn
     del ad
+    r = min(m, n)
+    k_of = [torch.full((bsz,), k_max, dtype=torch.long, device=dev) if _label_target(label) is None
+            else gap_k(base.S, _label_target(label), gap_ratio) for label, k_max in ks]
     if null:
         out["drift_null"] = fro / (math.sqrt(max(m, n)) * w0_fro)
         p_changed = change_probability(w0, noise)
         p_total = p_changed.sum((-2, -1), dtype=torch.float64)
         gen = torch.Generator(device=dev).manual_seed(seed)
-    r = min(m, n)
-    for i, (label, k_max) in enumerate(ks):
+        k_draw = min(r, max(int(kk.max()) for kk in k_of))
+        left, right = null_draws(bsz, null_samples, m, n, k_draw, gen, dev)
+    for i, (label, _) in enumerate(ks):
         target = _label_target(label)
-        kk = (torch.full((bsz,), k_max, dtype=torch.long, device=dev) if target is None
-              else gap_k(base.S, target, gap_ratio))
+        kk = k_of[i]
         cols = ["angle", "angle_u", "angle_v", "angle_mean", "energy", "mask_overlap", "gap", "wedin"]
         if null:
             cols += ["angle_null", "angle_mean_null", "mask_overlap_null"]
@@ -320,7 +337,7 @@ def update_metrics(w0: torch.Tensor, d: torch.Tensor, dd: torch.Tensor, base: De
                 res["mask_overlap_null"][idx] = (sub(p_changed) * princ).sum((-2, -1), dtype=torch.float64) \
                     / sub(p_total)
                 res["angle_null"][idx], res["angle_mean_null"][idx] = angle_null(
-                    b_dec.S, k, sub(noise), m, n, null_samples, gen)
+                    b_dec.S, k, sub(noise), sub(left), sub(right))
             res["mask_overlap"][idx] = count(princ.logical_and_(sub(changed))) / sub(n_changed)  # NaN: none
             if k < r:
                 s0 = b_dec.S
