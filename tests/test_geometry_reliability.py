@@ -188,3 +188,15 @@ def test_aggregate_leaves_out_vacuous_angles() -> None:
     assert whole["angle_null_k16"] == pytest.approx(float(out["angle_null_k16"][2]))
     assert whole["drift"] == pytest.approx(float(out["drift"].mean()))
     assert whole["median_gap_k16"] == pytest.approx(1.00001, rel=1e-4)
+
+
+def test_per_layer_plot_leaves_out_vacuous(tmp_path) -> None:
+    from harness.geometry.plots import per_layer, plot_layers
+
+    g = torch.Generator().manual_seed(8)
+    d = torch.randn(3, M, N, generator=g) * torch.tensor([1e-3, 1e-3, 1e-7])[:, None, None]
+    df = table(metrics(near_tie_w0(), d, Settings(ks=(16,))), M, N).assign(layer=0)
+    pl = per_layer(df, "k16")
+    assert float(pl.loc[0, "angle"]) == pytest.approx(float(df["angle_k16"][2]))  # the reliable one only
+    assert float(pl.loc[0, "angle_null"]) == pytest.approx(float(df["angle_null_k16"][2]))
+    assert plot_layers({"run": df}, "k16", tmp_path / "layers.png").stat().st_size > 0

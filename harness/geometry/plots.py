@@ -28,25 +28,40 @@ def _save(fig, path: Path) -> Path:
 
 
 def per_layer(df: pd.DataFrame, k: str) -> pd.DataFrame:
-    """Per layer: the largest rotation angle over its matrices, and its parameter-weighted mean drift."""
+    """Per layer: the largest rotation angle over its matrices whose Wedin bound is not vacuous (a near-tie
+    swap is not a rotation), the same for the random null, and the parameter-weighted mean drift."""
     blocks = df[df["layer"] >= 0]
+    ok = blocks[f"wedin_{k}"] < 1 if f"wedin_{k}" in blocks else pd.Series(True, index=blocks.index)
     g = blocks.groupby("layer")
-    return pd.DataFrame({
-        "angle": g[f"angle_{k}"].max(),
+    out = pd.DataFrame({
+        "angle": blocks[f"angle_{k}"].where(ok).groupby(blocks["layer"]).max(),
         "drift": g.apply(lambda x: np.average(x["drift"], weights=x["params"]), include_groups=False),
     })
+    if f"angle_null_{k}" in blocks:
+        out["angle_null"] = blocks[f"angle_null_{k}"].where(ok).groupby(blocks["layer"]).max()
+    if "drift_null" in blocks:
+        out["drift_null"] = g.apply(lambda x: np.average(x["drift_null"], weights=x["params"]),
+                                    include_groups=False)
+    return out
 
 
 def plot_layers(tables: dict[str, pd.DataFrame], k: str, path: Path) -> Path:
-    """Per-layer largest principal angle (top-k, left or right) and spectral drift, one line per run."""
+    """Per-layer largest principal angle (top-k, left or right; matrices with a vacuous Wedin bound left out)
+    and spectral drift, one line per run, its same-size random null dotted in the same colour."""
     plt = _pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     for label, df in tables.items():
         pl = per_layer(df, k)
-        ax1.plot(pl.index, pl["angle"], marker="o", ms=3, label=label)
-        ax2.plot(pl.index, pl["drift"], marker="o", ms=3, label=label)
-    ax1.set(xlabel="layer", ylabel=f"largest principal angle, {k} (deg)", title="subspace rotation")
-    ax2.set(xlabel="layer", ylabel="spectral drift ‖Δσ‖/‖σ‖", title="spectral drift", yscale="log")
+        line = ax1.plot(pl.index, pl["angle"], marker="o", ms=3, label=label)[0]
+        ax2.plot(pl.index, pl["drift"], marker="o", ms=3, label=label, color=line.get_color())
+        if "angle_null" in pl:
+            ax1.plot(pl.index, pl["angle_null"], ls=":", lw=1, color=line.get_color())
+        if "drift_null" in pl:
+            ax2.plot(pl.index, pl["drift_null"], ls=":", lw=1, color=line.get_color())
+    ax1.set(xlabel="layer", ylabel=f"largest principal angle, {k} (deg)",
+            title="subspace rotation (dotted: random update of the same size)")
+    ax2.set(xlabel="layer", ylabel="spectral drift ‖Δσ‖/‖σ‖", title="spectral drift (dotted: random null)",
+            yscale="log")
     ax2.legend(fontsize=7, loc="best")
     for ax in (ax1, ax2):
         ax.xaxis.get_major_locator().set_params(integer=True)
