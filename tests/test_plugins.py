@@ -142,3 +142,29 @@ def test_a_registered_task_kind_is_used_by_name():
         assert sorted(e.answer for e in task.train + task.test) == ["-1", "0", "1", "2", "3"]
     finally:
         del KINDS.entries["countdown_test"]
+
+
+def test_format_warmup_is_trained_once_and_cached():
+    """The warm-up stage (harness.warmup, called by harness.models.resolve_base): 2 SFT steps on its own task,
+    cached by its settings; the second resolve reuses the checkpoint."""
+    from omegaconf import OmegaConf, open_dict
+    from safetensors.torch import load_file
+
+    from harness.models import resolve_base, source_dir
+    from harness.store import read_json
+
+    smol = OmegaConf.load(Path(CONF) / "model" / "smollm2-135m.yaml").warmup
+    cfg = compose("model=tiny")
+    with open_dict(cfg):
+        cfg.model.warmup = smol
+        cfg.model.warmup.steps, cfg.model.warmup.batch_size, cfg.model.warmup.lr = 2, 4, 1e-3
+        cfg.model.warmup.task.n_train = 8
+    assert check(cfg) == []
+    warm = Path(resolve_base(cfg.model))
+    src = Path(source_dir(cfg.model))
+    assert warm != src and warm.name.startswith(src.name + "-warm-")
+    assert read_json(warm / "warmup.json")["settings"]["steps"] == 2
+    stamp = (warm / "model.safetensors").stat().st_mtime_ns
+    before, after = load_file(str(src / "model.safetensors")), load_file(str(warm / "model.safetensors"))
+    assert any(not before[k].equal(after[k]) for k in before)  # trained
+    assert Path(resolve_base(cfg.model)) == warm and (warm / "model.safetensors").stat().st_mtime_ns == stamp
