@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from harness.store import atomic_write_json
+
 # Per-step metrics every run logs (harness.objectives.common.LogCallback prefixes TRL's keys with train/).
 LINE_PANELS = (("training loss", "train/loss"), ("RLVR reward", "train/reward"),
                ("groups with zero reward std", "train/frac_reward_zero_std"))
@@ -89,7 +91,7 @@ def log_report(sweep_dir: Path, tables: dict[str, pd.DataFrame], figures: list[P
     finally:
         wandb.finish()
     report = build_wandb_report(settings, runs, sweep_dir, online and bool(settings.get("entity")))
-    (out / "wandb_report.json").write_text(json.dumps(report_spec(report), indent=1))
+    atomic_write_json(out / "wandb_report.json", report_spec(report))
     if online and settings.get("entity"):
         report.save()
         print(f"[harness] W&B report: {report.url}")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.store import atomic_write_text
 from harness.unlearn.classify import (
     EASY,
     HARD_CLASSES,
@@ -421,7 +422,7 @@ def unlearnability_section(sweep_dir: Path, out_dir: Path | None = None, n_boot:
     plots = [p for p in (plot_scatter(df, out_dir / "unlearnability_scatter.png"),
                          plot_similarity(df, out_dir / "unlearnability_gradsim.png")) if p]
     text = _markdown(summary, sims, cross, meta, [_rel(p, sweep_dir) for p in plots], n_boot, n_perm)
-    (out_dir / "unlearnability.md").write_text(text)
+    atomic_write_text(out_dir / "unlearnability.md", text)
     return text
 
 
