@@ -204,6 +204,15 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("passrate.grad_sim.seed", integer(0), None),
     ("passrate.grad_sim.params", one_of("matrices", "all"), None),
     ("passrate.grad_sim.n_boot", integer(1), None),
+    # prompt filter (harness/prompt_filter.py)
+    ("prompt_filter.enabled", BOOL, None),
+    ("prompt_filter.k", integer(1), None),
+    ("prompt_filter.temperature", number(0, lo_open=True), None),
+    ("prompt_filter.lo", number(0, 1), None),
+    ("prompt_filter.hi", number(0, 1), None),
+    ("prompt_filter.max_new_tokens", integer(1), None),
+    ("prompt_filter.batch_size", integer(1), None),
+    ("prompt_filter.seed", integer(0), None),
     # logger, report
     ("logger.backend", one_of("wandb", "none"), None),
     ("logger.mode", one_of("offline", "online", "disabled"), lambda c: c.logger.get("backend") == "wandb"),
@@ -249,6 +258,9 @@ def _cross(cfg: DictConfig) -> Iterator[BadValue]:
     ent = cfg.get("entk")
     if ent is not None and _is_int(ent.get("k")) and _is_int(ent.get("n_probe")) and ent.k > ent.n_probe:
         yield BadValue("entk.k", ent.k, f"an integer <= entk.n_probe = {ent.n_probe}")
+    pf = cfg.get("prompt_filter")
+    if pf is not None and _is_num(pf.get("lo")) and _is_num(pf.get("hi")) and pf.lo >= pf.hi:
+        yield BadValue("prompt_filter.lo", pf.lo, f"a number < prompt_filter.hi = {pf.hi} (keeps lo < pass@1 < hi)")
     ad, obj = cfg.get("adapter"), cfg.get("objective")
     if _sparse(cfg) and ad.get("criterion") == "non_principal":
         d, a = ad.get("density"), ad.get("alpha", 0.2)
