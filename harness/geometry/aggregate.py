@@ -41,13 +41,16 @@ def reliable(df: pd.DataFrame) -> pd.DataFrame:
 def aggregate_rows(df: pd.DataFrame) -> dict[str, float]:
     """Parameter-weighted means (NaN-skipping) of the metrics of some matrices; norms add in quadrature;
     ``max_angle_<k>`` (and ``max_angle_null_<k>``) the largest angle over the matrices. Angles of matrices
-    with a vacuous Wedin bound are left out, counted in ``vacuous_<k>``; ``median_wedin_<k>`` and
+    with a vacuous Wedin bound are left out, counted in ``vacuous_<k>`` (``angle_all_<k>``: the mean with them
+    in; NaN angles where every matrix is vacuous: use ``k=gap``); ``median_wedin_<k>`` and
     ``median_gap_<k>`` summarise the reliability (their means would be dominated by near-ties)."""
     out: dict[str, float] = {"matrices": len(df), "params": int(df["params"].sum())}
     labels = labels_of(df)
     for label in labels:
         if f"wedin_{label}" in df:
             out[f"vacuous_{label}"] = int((~(df[f"wedin_{label}"] < 1)).sum())
+            # the same mean with the vacuous angles in (what it was before they were left out), for reference
+            out[f"angle_all_{label}"] = _weighted(df[f"angle_{label}"], df["params"])
     ok = reliable(df)
     for col in df.columns:
         if col in ID_COLUMNS or col == "params" or col.startswith("k_"):
