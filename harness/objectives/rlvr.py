@@ -17,7 +17,7 @@ from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
 from harness.objectives import register
-from harness.objectives.common import LogCallback, trainer_args
+from harness.objectives.common import callbacks, trainer_args
 
 # Correct rollouts kept per prompt: the gradient similarity differentiates up to passrate.grad_sim.max_rollouts
 # (default 4) of them; the first ones in training order, so the file stays small (prompts x 4 x completion length).
@@ -65,6 +65,37 @@ def make_reward(task, ledger: Ledger):
     return exact_answer
 
 
+def rollout_args(cfg) -> dict:
+    """GRPOConfig / RLOOConfig keywords both group-sampling trainers share (same names in TRL 1.16)."""
+    return dict(
+        # TRL counts completions, not prompts, in the batch size.
+        per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
+        num_generations=cfg.num_generations,
+        max_completion_length=cfg.max_completion_length,
+        temperature=cfg.temperature,
+        beta=cfg.beta,
+        use_vllm=cfg.get("use_vllm", False),
+        vllm_mode=cfg.get("vllm_mode", "colocate"),
+        log_completions=False,
+    )
+
+
+def train_with_ledger(trainer_cls, args, model, tokenizer, task, cfg, out_dir: Path, label: str):
+    """Train with a TRL group-sampling trainer (GRPO, RLOO) whose reward is the task's scorer; writes
+    ``ledger.csv`` and ``correct_rollouts.jsonl`` (also when training fails) and returns the trainer."""
+    ledger = Ledger(int(cfg.get("keep_correct", KEEP_CORRECT)))
+    data = Dataset.from_list(task.rl_rows("train"))
+    tokenizer.padding_side = "left"
+    trainer = trainer_cls(model=model, reward_funcs=[make_reward(task, ledger)], args=args,
+                          train_dataset=data, processing_class=tokenizer,
+                          callbacks=callbacks(cfg, task, tokenizer, out_dir, label))
+    try:
+        trainer.train()
+    finally:
+        ledger.write(out_dir / "ledger.csv")
+    return trainer
+
+
 @register("rlvr")
 def train(model, tokenizer, task, cfg, lr: float, seed: int, out_dir: Path, device: str = "cpu",
           label: str = "rlvr"):
@@ -72,26 +103,8 @@ def train(model, tokenizer, task, cfg, lr: float, seed: int, out_dir: Path, devi
     ``correct_rollouts.jsonl``."""
     args = GRPOConfig(
         **trainer_args(cfg, out_dir, lr, seed, device),
-        # TRL counts completions, not prompts, in the batch size.
-        per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
-        num_generations=cfg.num_generations,
-        max_completion_length=cfg.max_completion_length,
-        temperature=cfg.temperature,
-        beta=cfg.beta,
+        **rollout_args(cfg),
         loss_type=cfg.loss_type,
         scale_rewards=cfg.get("scale_rewards", "group"),
-        use_vllm=cfg.get("use_vllm", False),
-        vllm_mode=cfg.get("vllm_mode", "colocate"),
-        log_completions=False,
     )
-    ledger = Ledger(int(cfg.get("keep_correct", KEEP_CORRECT)))
-    data = Dataset.from_list(task.rl_rows("train"))
-    tokenizer.padding_side = "left"
-    trainer = GRPOTrainer(model=model, reward_funcs=[make_reward(task, ledger)], args=args,
-                          train_dataset=data, processing_class=tokenizer,
-                          callbacks=[LogCallback(out_dir / "train_log.jsonl", label)])
-    try:
-        trainer.train()
-    finally:
-        ledger.write(out_dir / "ledger.csv")
-    return trainer
+    return train_with_ledger(GRPOTrainer, args, model, tokenizer, task, cfg, out_dir, label)
