@@ -8,7 +8,7 @@ from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from harness.objectives import register
-from harness.objectives.common import LogCallback, trainer_args
+from harness.objectives.common import callbacks, trainer_args
 
 
 @register("sft")
@@ -25,7 +25,7 @@ def train(model, tokenizer, task, cfg, lr: float, seed: int, out_dir: Path, devi
     data = Dataset.from_list(rows if rows is not None else task.sft_rows("train"))
     tokenizer.padding_side = "right"  # training pads on the right; generation (eval) on the left
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                         callbacks=[LogCallback(out_dir / "train_log.jsonl", label)])
+                         callbacks=callbacks(cfg, task, tokenizer, out_dir, label))
     trainer.train()
     tokenizer.padding_side = "left"
     return trainer
