@@ -247,3 +247,23 @@ def test_learning_section_marks_what_is_not_distinguishable(tmp_path):
     # the first and last quarters of 0, 1, ..., 39 differ by exactly 30
     est, lo, hi = quarter_change(__import__("numpy").arange(40.0))
     assert est == 30 and lo < 30 < hi
+
+
+def test_table1_shows_each_figure_beside_its_null_and_marks_what_is_not_distinguishable(tmp_path):
+    cases = {"full": ([0.10, 0.11, 0.12], [0.05, 0.05, 0.05]),  # clearly above its null
+             "lora": ([0.05, 0.06, 0.04], [0.05, 0.05, 0.05])}  # the null's size
+    for adapter, (drifts, nulls) in cases.items():
+        for seed, (d, n) in enumerate(zip(drifts, nulls)):
+            job = make_run(tmp_path, [f"adapter={adapter}", "objective=rlvr", f"seed={seed}"])
+            (job / "geometry_summary.json").write_text(json.dumps({"whole_model": {
+                "drift": d, "drift_null": n, "energy_k16": 0.2, "energy_base_k16": 0.01}}))
+    one = make_run(tmp_path, ["adapter=sparse", "objective=rlvr", "seed=0"])
+    (one / "geometry_summary.json").write_text(json.dumps({"whole_model": {"drift": 0.3, "drift_null": 0.05}}))
+    sweep = load_sweep(tmp_path)
+    ctx = Context(sweep, tmp_path / "report")
+    ctx.runs = per_run(sweep)
+    t = table1(ctx).set_index("adapter")
+    assert t.loc["full", "spectral drift"] == "0.11 ± 0.0248 (null 0.05)"
+    assert t.loc["lora", "spectral drift"].endswith("(null 0.05) n.d.")
+    assert t.loc["sparse", "spectral drift"] == "0.3 (null 0.05) n.d."  # one seed: no interval
+    assert t.loc["full", "ΔW energy in W0 top-16"] == "0.2 ± 0 (null 0.01)"

@@ -84,7 +84,9 @@ def seed_cell(values, fmt: str = "{:.3g}") -> str:
         return "–"
     if s.n == 1 or not math.isfinite(s.hi):
         return fmt.format(s.estimate)
-    return f"{fmt.format(s.estimate)} ± {fmt.replace('+', '').format((s.hi - s.lo) / 2)}"
+    half = (s.hi - s.lo) / 2
+    half = 0.0 if half <= 1e-9 * abs(s.estimate) else half  # rounding noise of identical values
+    return f"{fmt.format(s.estimate)} ± {fmt.replace('+', '').format(half)}"
 
 
 def markdown(df: pd.DataFrame) -> str:
