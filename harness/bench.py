@@ -192,9 +192,52 @@ def bench_null(model: str = "smollm2-135m", layers: int | None = None, seed: int
     ])
 
 
+def bench_stats(model: str = "smollm2-135m", layers: int | None = None, seed: int = 0, repeats: int = 3) -> str:
+    """What the per-run statistics cost beside the analyzer, in one process: a run's paired comparisons with
+    the base (eval.json: per task a paired bootstrap of 10,000 resamples, McNemar's exact test and two Wilson
+    intervals; the study's sizes: 200 held-out + 2 x 100 OOD prompts), timed against the analyzer on the same
+    model (warm base cache, default settings)."""
+    import numpy as np
+
+    from harness import stats
+    from harness.geometry.analyze_run import analyze_delta
+    from harness.geometry.metrics import Settings
+    from harness.geometry.sources import Checkpoint, matrix_kind
+    from harness.geometry.spectra import SpectraCache
+    from harness.geometry.synthetic import MemoryDelta, synthetic_delta
+
+    base_dir = resolve_model(model)
+    ckpt = Checkpoint(base_dir)
+    names = [n for n in ckpt.analyzed() if layers is None or matrix_kind(n)[0] < layers]
+    gen = torch.Generator().manual_seed(seed)
+    delta = MemoryDelta({n: synthetic_delta(ckpt.get(n).float(), gen) for n in names})
+    rng = np.random.default_rng(seed)
+    tasks = [(rng.random(n) < 0.6, rng.random(n) < 0.5) for n in (200, 100, 100)]
+
+    def per_run() -> None:
+        for run, base in tasks:
+            stats.paired_bootstrap(run.astype(float), base.astype(float))
+            stats.mcnemar(run.astype(float), base.astype(float))
+            stats.accuracy_interval(run.astype(float))
+            stats.accuracy_interval(base.astype(float))
+
+    SpectraCache.clear_memory()
+    analyze_delta(ckpt, delta, Settings())  # warm the base cache
+    analyzer = min(_timed(lambda: analyze_delta(ckpt, delta, Settings()))[0] for _ in range(max(1, repeats)))
+    per = min(_timed(per_run)[0] for _ in range(max(1, repeats)))
+    return "\n".join([
+        f"stats bench: {model}, {len(names)} matrices; torch threads {torch.get_num_threads()}, best of "
+        f"{max(1, repeats)}",
+        f"  analyzer, one run (default settings)                  {analyzer:8.3f} s",
+        f"  paired bootstrap + McNemar + Wilson, 3 tasks/400 prompts {per:8.3f} s   "
+        f"{per / analyzer:.1%} of the analyzer",
+    ])
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], str]] = {
     "analyzer": lambda a: bench_analyzer(a.model, a.layers, a.seed),
     "null": lambda a: bench_null(a.model, a.layers, a.seed, a.repeats),
+    "stats": lambda a: bench_stats(a.model, a.layers, a.seed, a.repeats),
 }
 
 

@@ -46,3 +46,13 @@ def test_bench_null_prints_its_share_of_the_analyzer(tmp_path, monkeypatch, caps
     out = capsys.readouterr().out
     assert "without null columns" in out and "with null columns" in out
     assert re.search(r"null adds [+-]\d+\.\d%", out)
+
+
+def test_bench_stats_prints_its_share_of_the_analyzer(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    g = torch.Generator().manual_seed(0)
+    base = write_checkpoint(tmp_path / "base", {f"model.layers.{i}.self_attn.q_proj.weight":
+                                                torch.randn(48, 40, generator=g) for i in range(2)})
+    bench.main(["stats", "--model", str(base), "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "analyzer, one run" in out and re.search(r"\d+\.\d% of the analyzer", out)
