@@ -9,7 +9,8 @@ from harness.stats import ema
 
 # Curves panels: (train_log column, title). GRPO's loss is ~0 by construction: RLVR shows its reward.
 PANELS = (("loss", "SFT loss", "sft"), ("reward", "RLVR mean reward", "rlvr"),
-          ("frac_reward_zero_std", "RLVR: groups with zero advantage (no gradient)", "rlvr"))
+          ("frac_reward_zero_std", "RLVR: groups with zero advantage (no gradient)", "rlvr"),
+          ("heldout_acc", "held-out accuracy during training", "any"))  # objective.heldout_every > 0
 EMA_SPAN = 0.1  # EMA window as a share of the run's steps (at least 3 steps): alpha = 2 / (window + 1)
 
 
@@ -23,7 +24,7 @@ def plot_curves(ctx: Context, out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(5.5 * len(PANELS), 4))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.8 * len(PANELS), 4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     drawn = False
     for i, row in enumerate(ctx.sweep.done.to_dict("records")):
@@ -33,12 +34,18 @@ def plot_curves(ctx: Context, out: Path) -> Path | None:
         is_rl = "reward" in log
         label = f"{ctx.sweep.condition(row)} s{row['seed']}"
         for ax, (col, _, kind) in zip(axes, PANELS):
-            if col not in log or (kind == "rlvr") != is_rl:
+            if col not in log or (kind != "any" and (kind == "rlvr") != is_rl):
                 continue
-            y = log[col].to_numpy(dtype=float)
             c = colors[i % len(colors)]
-            ax.plot(log["step"], y, color=c, alpha=0.2, lw=0.8)
-            ax.plot(log["step"], ema(y, alpha_for(len(y))), color=c, lw=1.6, label=label)
+            pts = log[["step", col]].dropna()  # held-out rows carry no loss/reward and vice versa
+            if pts.empty:
+                continue
+            if kind == "any":  # a few measured points: no smoothing
+                ax.plot(pts["step"], pts[col], "o-", color=c, lw=1.2, ms=3, label=label)
+            else:
+                y = pts[col].to_numpy(dtype=float)
+                ax.plot(pts["step"], y, color=c, alpha=0.2, lw=0.8)
+                ax.plot(pts["step"], ema(y, alpha_for(len(y))), color=c, lw=1.6, label=label)
             drawn = True
     if not drawn:
         plt.close(fig)
