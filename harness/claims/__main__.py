@@ -1,0 +1,32 @@
+"""``python -m harness.claims <sweep dir>``: judge every claim on a sweep, print the verdicts, write
+``claims.csv``, ``claims.md`` and ``claims_forest.png`` into the sweep dir. A bad dir: one line, exit 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0].startswith("-"):
+        print("usage: python -m harness.claims <sweep dir>", file=sys.stderr)
+        return 2
+    from harness.sweep import load_sweep
+
+    path = Path(argv[0])
+    sweep = load_sweep(path) if path.is_dir() else None
+    if sweep is None or not sweep.runs:
+        print(f"error: {str(path)!r} is not a sweep dir (no */.hydra/config.yaml)", file=sys.stderr)
+        return 2
+    from harness.claims.table import write_claims
+
+    df, _, _ = write_claims(sweep)
+    for _, r in df.iterrows():
+        print(f"{r['id']:<7} {r['verdict']:<27} {r['estimate [95% CI]']}")
+    print(f"[harness] claims: {sweep.path / 'claims.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

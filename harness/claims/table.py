@@ -1,0 +1,107 @@
+"""Every claim judged on one sweep: the table (``claims.csv``, ``claims.md``) and the forest plot."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from harness.claims.base import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Claim, Result, ordered
+from harness.claims.data import ClaimData
+from harness.store import atomic_write_text
+from harness.sweep import Sweep
+
+COLORS = {SUPPORTED: "#2e7d32", CONTRADICTED: "#c62828", INCONCLUSIVE: "#9e9e9e"}
+COLUMNS = ["id", "claim", "source", "statistic", "estimate [95% CI]", "null / threshold", "source's figure",
+           "verdict", "reason", "runs used"]
+
+
+def judge_all(sweep: Sweep) -> list[tuple[Claim, Result]]:
+    """Each registered claim's estimate and verdict on ``sweep``."""
+    data = ClaimData.load(sweep)
+    return [(c, c.rule(c.estimate(data))) for c in ordered()]
+
+
+def _ci(p) -> str:
+    if p.needs or not math.isfinite(p.estimate):
+        return "–"
+    text = f"{p.estimate:.3g}"
+    if math.isfinite(p.lo) and math.isfinite(p.hi):
+        text += f" [{p.lo:.3g}, {p.hi:.3g}]"
+    return text + f" (n={p.n} {p.unit})"
+
+
+def claims_frame(results: list[tuple[Claim, Result]]) -> pd.DataFrame:
+    """One row per claim (COLUMNS) plus the primary part's numbers (``estimate``, ``lo``, ``hi``, ``null``)."""
+    rows = []
+    for c, r in results:
+        p = r.primary
+        notes = "; ".join(dict.fromkeys(x.note for x in r.parts if x.note))
+        rows.append({"id": c.id, "claim": c.claim, "source": c.source, "statistic": f"{p.name} — {c.statistic}",
+                     "estimate [95% CI]": _ci(p), "null / threshold": c.null, "source's figure": c.source_figure,
+                     "verdict": r.verdict, "reason": r.reason + (f" ({notes})" if notes else ""),
+                     "runs used": len(r.runs), "estimate": p.estimate, "lo": p.lo, "hi": p.hi, "null": p.null,
+                     "n": p.n, "run names": " ".join(r.runs)})
+    return pd.DataFrame(rows)
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    cols = [c for c in COLUMNS if c != "reason"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        cells = [str(r[c]).replace("|", "/") for c in cols]
+        cells[cols.index("verdict")] = f"**{r['verdict']}**"
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Reasons:", ""] + [f"- **{r['id']}** ({r['verdict']}): {r['reason']}" for _, r in df.iterrows()]
+    return "\n".join(lines)
+
+
+def forest_plot(df: pd.DataFrame, path: Path) -> Path | None:
+    """Each claim's primary effect minus its null, with its 95 % interval, coloured by verdict; the null at 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if df.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(df) + 1.2))
+    for i, r in enumerate(df.itertuples()):
+        y = len(df) - 1 - i
+        color = COLORS.get(r.verdict, "#000")
+        if math.isfinite(r.estimate):
+            x = r.estimate - r.null
+            if math.isfinite(r.lo) and math.isfinite(r.hi):
+                ax.plot([r.lo - r.null, r.hi - r.null], [y, y], color=color, lw=2)
+            ax.plot([x], [y], "o", color=color)
+        else:
+            ax.text(0, y, "  no estimate", va="center", fontsize=7, color=color)
+    ax.axvline(0, color="k", lw=0.8, ls="--")
+    ax.set_yticks(range(len(df)), [f"{r.id}" for r in df.itertuples()][::-1])
+    ax.set_xlabel("estimate − null (each claim's own statistic, see the table)")
+    handles = [plt.Line2D([], [], color=c, marker="o", lw=2, label=v) for v, c in COLORS.items()]
+    ax.legend(handles=handles, fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_claims(sweep: Sweep, out_dir: Path | None = None) -> tuple[pd.DataFrame, str, Path | None]:
+    """Judge every claim; write ``claims.csv``, ``claims.md`` and ``claims_forest.png`` into ``out_dir``
+    (default: the sweep dir); return the table, the markdown and the plot's path."""
+    out_dir = Path(out_dir or sweep.path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df = claims_frame(judge_all(sweep))
+    df.to_csv(out_dir / "claims.csv", index=False)
+    plot = forest_plot(df, out_dir / "claims_forest.png")
+    text = (f"Each row: the claim, its source, our statistic with its 95 % interval over seeds (or prompts where "
+            f"stated), the null it is held against, the source's own figure, and the verdict the rule beside the "
+            f"claim (harness/claims/) gives. Supported: the interval lies on the predicted side of the null; "
+            f"contradicted: on the other side; inconclusive at this scale: it spans the null, n < 2 seeds, or "
+            f"runs/artifacts are missing (\"needs: ...\").\n\n{markdown_table(df)}\n")
+    if plot:
+        text += f"\n![claims forest plot]({plot.name})\n"
+    atomic_write_text(out_dir / "claims.md", text)
+    return df, text, plot

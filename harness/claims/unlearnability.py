@@ -1,0 +1,121 @@
+"""*The Unlearnability Phenomenon in RLVR* (arXiv 2605.16787): U1–U3, from ``prompts.csv`` and gradient
+sketches, through :mod:`harness.unlearn.report` (the same classes and tests as Table 4)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from harness.claims.base import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Claim, Part, Result, register
+from harness.claims.data import ClaimData, over_seeds, plain
+
+SOURCE = "The Unlearnability Phenomenon in RLVR (arXiv 2605.16787)"
+NEEDS = "prompts.csv (passrate.enabled=true)"
+ALPHA = 0.05  # the permutation test's level for U2
+MOST = 0.5  # U3: SFT "learns them" = more than half of the RLVR-unlearnable prompts
+
+
+def _frame(data: ClaimData):
+    """(per (run, prompt) classes with across-seed classes, the RLVR condition used) or (None, None)."""
+    from harness.unlearn.report import add_across_seeds, load_sweep
+
+    g = data.group(lambda r: r.get("objective") == "rlvr" and plain(r) and bool(
+        (data.sweep.run(r["run"]).path / "prompts.csv").exists()))
+    if g.empty:
+        return None, None
+    df = load_sweep(data.sweep.path)
+    if df is None:
+        return None, None
+    cond = str(g["condition"].iloc[0])
+    return add_across_seeds(df), cond
+
+
+def u1(data: ClaimData) -> list[Part]:
+    from harness.unlearn.classify import UNLEARNABLE, hard_fractions
+
+    df, cond = _frame(data)
+    if df is None:
+        return [over_seeds("unlearnable share of hard prompts", [], [], 0.0, "above", NEEDS)]
+    d = df[(df.condition == cond) & (df.split == "train")]
+    vals = [hard_fractions(list(s["class"]))[UNLEARNABLE] for _, s in d.groupby("seed")]
+    all_seeds = hard_fractions(list(d.drop_duplicates("prompt_id").class_all_seeds))[UNLEARNABLE]
+    return [over_seeds("unlearnable share of hard prompts (per seed)", vals, sorted(d.run.unique()), 0.0, "above",
+                       note=f"{cond}; unlearnable in every seed: {all_seeds:.0%} of hard")]
+
+
+register(Claim(
+    "U1", "A nonzero share of hard prompts stays unlearnable although correct rollouts were sampled", SOURCE,
+    "per seed: unlearnable / hard training prompts (hard: pass@1 ≤ τ at start; seen correct, still ≤ τ at end)",
+    "the RLVR condition with prompts.csv (Sweep.groups; most seeds), mean over seeds",
+    "0; claim: above", "17–30 % of hard prompts (pass@1 ≤ 0.1 from 32 samples at T = 0.7, every one of 3 seeds)",
+    u1, order=120))
+
+
+def u2(data: ClaimData) -> list[Part]:
+    from harness.unlearn.classify import LEARNABLE, UNLEARNABLE
+    from harness.unlearn.report import similarity_table
+
+    df, cond = _frame(data)
+    if df is None:
+        return [Part("similarity: unlearnable − learnable", needs=NEEDS)]
+    sims = similarity_table(df[df.condition == cond], n_boot=200)
+    if sims.empty or "p_vs_unlearnable" not in sims:
+        return [Part("similarity: unlearnable − learnable", needs="grad_sketch.npz (passrate.grad_sim.enabled)")]
+    row = sims[sims.group == LEARNABLE]
+    un = sims[sims.group == UNLEARNABLE]
+    if row.empty or un.empty or not (row.n.iloc[0] and un.n.iloc[0]):
+        return [Part("similarity: unlearnable − learnable", needs="learnable and unlearnable prompts with gradients")]
+    r = row.iloc[0]
+    p = Part("gradient similarity to the rest: unlearnable − learnable", -float(r.diff_vs_unlearnable),
+             n=int(un.n.iloc[0]), side="below", unit="prompts", runs=sorted(df[df.condition == cond].run.unique()),
+             note=f"permutation p = {r.p_vs_unlearnable:.3g}")
+    p.p = float(r.p_vs_unlearnable)
+    return [p]
+
+
+def permutation_rule(parts: list[Part]) -> Result:
+    """Supported: unlearnable prompts' similarity is lower with permutation p < ALPHA; contradicted: higher with
+    p < ALPHA; otherwise inconclusive (the difference has no interval: the per-prompt scores share pairwise
+    terms, so the permutation p is the test)."""
+    p = parts[0]
+    if p.needs:
+        return Result(INCONCLUSIVE, f"needs: {p.needs}", parts)
+    pv = getattr(p, "p", math.nan)
+    text = f"{p.name} {p.estimate:+.3g}, permutation p = {pv:.3g}"
+    if pv < ALPHA:
+        return Result(SUPPORTED if p.estimate < 0 else CONTRADICTED, text, parts)
+    return Result(INCONCLUSIVE, text + f" ≥ {ALPHA}", parts)
+
+
+register(Claim(
+    "U2", "Unlearnable prompts' gradients are less similar to the rest", SOURCE,
+    "mean gradient cosine to the rest, unlearnable − learnable (all-seeds classes, pooled cosine matrix)",
+    "the RLVR condition with prompts.csv and grad_sketch.npz (Sweep.groups)",
+    f"0; claim: below with permutation p < {ALPHA}", "lower gradient similarity for unlearnable examples (no CIs)",
+    u2, rule=permutation_rule, order=121))
+
+
+def u3(data: ClaimData) -> list[Part]:
+    from harness.unlearn.report import add_sft_crosscheck, crosscheck_table
+
+    df, cond = _frame(data)
+    if df is None:
+        return [over_seeds("share of RLVR-unlearnable learned by SFT", [], [], MOST, "above", NEEDS)]
+    cross = crosscheck_table(add_sft_crosscheck(df))
+    if cross.empty:
+        return [over_seeds("share of RLVR-unlearnable learned by SFT", [], [], MOST, "above",
+                           "SFT runs on the same prompts, adapter and seeds with prompts.csv")]
+    c = cross[(cross.condition == cond) & (cross.seed != "all")]
+    vals = [float(x) for x in c.fraction]
+    runs = sorted(df[(df.pair == df[df.condition == cond].pair.iloc[0])].run.unique())
+    return [over_seeds("share of RLVR-unlearnable prompts SFT learns (per seed)", vals, runs, MOST, "above",
+                       None if np.isfinite(vals).any() else "seeds with RLVR-unlearnable prompts")]
+
+
+register(Claim(
+    "U3", "SFT on the same prompts learns the RLVR-unlearnable ones (the referee's control)", "referee of arXiv "
+    "2605.16787", "per seed: share of RLVR-unlearnable prompts whose pass@1 after SFT (same adapter, seed) > τ",
+    "the RLVR condition and its SFT twin (same adapter and settings), seed by seed",
+    f"{MOST} (most of them); claim: above", "not measured in the paper (asked for by its referee)",
+    u3, order=122))
