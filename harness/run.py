@@ -100,7 +100,8 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
 
 
 def after_training(cfg: DictConfig, job_dir: Path, rec: RunRecord, merged, tok, task, base) -> None:
-    """Post-training measurements on the in-memory merged model (downstream accuracy, pass rates, eNTK)."""
+    """Post-training measurements on the in-memory merged model (downstream accuracy, pass rates, eNTK, pass@k,
+    KL to the base)."""
     if cfg.get("eval") and cfg.eval.get("enabled", False):
         from harness.evaluate import evaluate_run
 
@@ -116,6 +117,16 @@ def after_training(cfg: DictConfig, job_dir: Path, rec: RunRecord, merged, tok, 
 
         with rec.stage("entk"):
             entk_for_run(cfg, job_dir, merged, tok, task, base)
+    if cfg.get("passk") and cfg.passk.get("enabled", False):
+        from harness.passk import passk_for_run
+
+        with rec.stage("passk"):
+            passk_for_run(cfg, job_dir, merged, tok, task, base)
+    if cfg.get("kl") and cfg.kl.get("enabled", False):
+        from harness.kl import kl_for_run
+
+        with rec.stage("kl"):
+            kl_for_run(cfg, job_dir, merged, tok, task, base)
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
