@@ -3,7 +3,8 @@
 
 Per prompt, TRL samples ``num_generations`` completions; completion i's advantage is its reward minus the mean
 reward of the *other* completions of its prompt (Ahmadian et al., 2024), with no division by the group's std
-(``normalize_advantages=true`` standardises over the whole batch instead). A KL penalty (``beta`` > 0) enters
+(``normalize_advantages=true`` standardises over the whole batch instead), and the clipped ratio is taken per
+sequence (summed token log-probabilities), not per token as in GRPO. A KL penalty (``beta`` > 0) enters
 the reward, summed over the completion's tokens, rather than the loss as in GRPO. The adapter's default lr is
 its RLVR one (``adapter_lr: rlvr`` in ``conf/objective/rloo.yaml``).
 """
