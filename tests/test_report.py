@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT, run_cli
 
-FAST = ["model=tiny", "objective.steps=2", "eval.limit=4", "entk.n_probe=4", "name=r"]
+FAST = ["model=tiny", "objective.steps=2", "eval.limit=4", "entk.n_probe=4", "entk.k=4", "name=r"]
 
 
 @pytest.fixture(scope="module")
