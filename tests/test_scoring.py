@@ -75,3 +75,10 @@ def test_extract_answer_boxed(completion, expected):
 
 def test_number_pattern_groups_thousands_only():
     assert NUMBER.findall("1,234 and 4,2 and 1,2345 and -3.5") == ["1,234", "4", "2", "1", "2345", "-3.5"]
+
+
+def test_expression_gold_is_compared_whole_not_by_its_last_number():
+    # math-verify on bare text took "2 × 2 × 2 × 3" as its last number, 3, so any "... × 3" matched it
+    assert score(" 6 × 3", "2 × 2 × 2 × 3") == 0.0
+    assert score(" 2 × 2 × 2 × 3", "2 × 2 × 2 × 3") == 1.0
+    assert score(" x + 1", "1 + x") == 1.0

@@ -73,3 +73,12 @@ def test_gold_answers_are_right_and_scored(name):
         assert score(f" {gold + 1}", e.answer) == 0
         assert score(f" {gold + 1} or {gold}", e.answer) == 0  # a hedge
         assert score(f" 1{gold}" if gold >= 0 else f" {gold}1", e.answer) == 0  # contains the gold, is not it
+
+
+def test_a_task_without_common_settings_builds():
+    """``common`` is optional (it crashed when absent)."""
+    from harness.tasks import build_task
+    from tests.conftest import compose
+
+    task = build_task(compose("model=tiny", "task=gcd", "~task.common").task)
+    assert len(task.train) == 40 and len(task.test) == 40

@@ -16,7 +16,8 @@ class ReasoningGym(TaskKind):
         import reasoning_gym
 
         template = cfg.prompt_template
-        common = OmegaConf.to_container(cfg.get("common", {}), resolve=True)
+        common = cfg.get("common")  # optional: settings every component shares
+        common = OmegaConf.to_container(common, resolve=True) if common is not None else {}
         total = cfg.n_train + cfg.n_test
         weights = [float(c.get("weight", 1.0)) for c in cfg.mix]
         seen: set[str] = set()

@@ -62,11 +62,18 @@ def _number(text: str) -> Decimal | None:
     return d if d.is_finite() else None
 
 
+def _latex(text: str) -> str:
+    """Plain-text math as one LaTeX expression for math-verify: unwrapped, it reads "2 × 2 × 3" as its last
+    number (so "6 × 3" matched it), and "×" / "÷" are not operators to it."""
+    text = text.strip().replace("×", r" \times ").replace("÷", r" \div ")
+    return text if text.startswith(("$", "\\(", "\\[")) else f"${text}$"
+
+
 def _math_verify(gold: str, answer: str) -> bool:
     from math_verify import parse, verify
 
     try:
-        return bool(verify(parse(gold), parse(answer)))
+        return bool(verify(parse(_latex(gold)), parse(_latex(answer))))
     except Exception:  # math-verify raises on unparsable input: treat as wrong
         return False
 
