@@ -134,6 +134,7 @@ def _job(sweep: Path, objective: str, seed: int, dim: int = 64) -> Path:
                      "first_correct_step": -1, "class": "", "grad": 0})
     pd.DataFrame(rows, columns=PROMPTS_COLUMNS).to_csv(job / "prompts.csv", index=False)
     if objective == "rlvr":
+        (job / "ledger.csv").write_text("step,prompt_id,rollouts,correct\n")  # what marks an RL run
         # easy/learnable prompts share a direction; the unlearnable ones point elsewhere
         rng = np.random.default_rng(seed)
         common = rng.normal(size=dim)

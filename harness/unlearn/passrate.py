@@ -212,7 +212,7 @@ def passrates_for_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base) -
                      "class": classify(p0, p1, correct + gold, tau), "grad": 0})
 
     grad_info: dict = {}
-    if objective == "rlvr" and g["enabled"]:
+    if objective != "sft" and (job_dir / "correct_rollouts.jsonl").exists() and g["enabled"]:  # an RL run
         t0 = time.time()
         kept = read_correct_rollouts(job_dir / "correct_rollouts.jsonl")
         train_rows = [r for r in rows if r["split"] == "train"]

@@ -56,6 +56,7 @@ def load_sweep(sweep_dir: Path) -> pd.DataFrame | None:
         pair_extra = ",".join(f"{k}={row[k]}" for k in sweep.settings if not k.startswith("objective"))
         df["pair"] = row["adapter"] + (f" [{pair_extra}]" if pair_extra else "")
         df["tau"] = float(run.get("passrate.tau", 0.1))
+        df["rl"] = run.file("ledger.csv").exists()  # an RL run (GRPO, RLOO, ...): it sampled and rewarded rollouts
         df["_job"] = str(run.path)
         frames.append(df)
     if not frames:
@@ -84,7 +85,7 @@ def add_gradient_similarity(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     df = df.copy()
     df["sim_to_rest"] = np.nan
     meta: dict = {}
-    for job in df.loc[df.objective == "rlvr", "_job"].unique():
+    for job in df.loc[df.rl, "_job"].unique():
         path = Path(job) / "grad_sketch.npz"
         if not path.exists():
             continue
@@ -106,7 +107,7 @@ def add_sft_crosscheck(df: pd.DataFrame) -> pd.DataFrame:
     sft = df[df.objective == "sft"][["pair", "seed", "prompt_id", "split", "pass_end"]].rename(
         columns={"pass_end": "sft_pass_end"})
     df = df.merge(sft, on=["pair", "seed", "prompt_id", "split"], how="left")
-    df.loc[df.objective != "rlvr", "sft_pass_end"] = np.nan
+    df.loc[~df.rl, "sft_pass_end"] = np.nan
     df["sft_learned"] = np.where(df.sft_pass_end.notna(), (df.sft_pass_end > df.tau).astype(float), np.nan)
     return df
 
@@ -184,7 +185,7 @@ def similarity_table(df: pd.DataFrame, n_boot: int = 1000, n_perm: int = 10_000)
     )
 
     rows = []
-    rl = df[(df.objective == "rlvr") & (df.split == "train")]
+    rl = df[df.rl & (df.split == "train")]
     for cond, d in rl.groupby("condition", sort=True):
         runs = [r for r in (_sketches(j) for j in d._job.unique()) if r is not None]
         if not runs:
@@ -227,7 +228,7 @@ def crosscheck_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per RLVR condition and seed (and ``all`` = the all-seeds unlearnable set against every SFT seed):
     RLVR-unlearnable prompts, how many of them the SFT run on the same data learned."""
     rows = []
-    rl = df[(df.objective == "rlvr") & (df.split == "train")]
+    rl = df[df.rl & (df.split == "train")]
     for cond, d in rl.groupby("condition", sort=True):
         if d.sft_pass_end.isna().all():
             continue
@@ -289,7 +290,7 @@ def plot_scatter(df: pd.DataFrame, path: Path) -> Path | None:
 
 
 def plot_similarity(df: pd.DataFrame, path: Path) -> Path | None:
-    rl = df[(df.objective == "rlvr") & (df.split == "train") & df.sim_to_rest.notna()]
+    rl = df[df.rl & (df.split == "train") & df.sim_to_rest.notna()]
     conds = sorted(rl.condition.unique())
     if not conds:
         return None
