@@ -45,6 +45,13 @@ def atomic_write_json(path: Path | str, data: Any, indent: int | None = 1) -> Pa
     return atomic_write_text(path, json.dumps(data, indent=indent, default=str))
 
 
+def atomic_savefig(fig: Any, path: Path | str, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG atomically (the figure is not closed)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return Path(path)
+
+
 def read_json(path: Path | str) -> Any | None:
     """The JSON in ``path``, or None when it is missing or unreadable."""
     try:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from harness.claims.base import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Claim, Result, ordered
 from harness.claims.data import ClaimData
-from harness.store import atomic_write_text
+from harness.store import atomic_savefig, atomic_write_text
 from harness.sweep import Sweep
 
 COLORS = {SUPPORTED: "#2e7d32", CONTRADICTED: "#c62828", INCONCLUSIVE: "#9e9e9e"}
@@ -83,7 +83,7 @@ def forest_plot(df: pd.DataFrame, path: Path) -> Path | None:
     handles = [plt.Line2D([], [], color=c, marker="o", lw=2, label=v) for v, c in COLORS.items()]
     ax.legend(handles=handles, fontsize=7, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path)
     plt.close(fig)
     return path
 

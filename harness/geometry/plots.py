@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from harness.store import atomic_savefig
 
 
 def _pyplot():
@@ -19,11 +20,8 @@ def _pyplot():
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, format="png", dpi=100)
+    atomic_savefig(fig, path, dpi=100)
     _pyplot().close(fig)
-    tmp.replace(path)
     return path
 
 

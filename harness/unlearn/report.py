@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.store import atomic_write_text
+from harness.store import atomic_savefig, atomic_write_text
 from harness.unlearn.classify import (
     EASY,
     HARD_CLASSES,
@@ -284,7 +284,7 @@ def plot_scatter(df: pd.DataFrame, path: Path) -> Path | None:
         ax.set_title(f"{cond} ({d.seed.nunique()} seeds)", fontsize=8)
         ax.legend(fontsize=6, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path)
     plt.close(fig)
     return path
 
@@ -307,7 +307,7 @@ def plot_similarity(df: pd.DataFrame, path: Path) -> Path | None:
         ax.set_title(cond, fontsize=8)
         ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path)
     plt.close(fig)
     return path
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from harness.report.base import Context, section
 from harness.stats import ema
+from harness.store import atomic_savefig
 
 # Curves panels: (train_log column, title). GRPO's loss is ~0 by construction: RLVR shows its reward.
 PANELS = (("loss", "SFT loss", "sft"), ("reward", "RLVR mean reward", "rlvr"),
@@ -56,10 +57,7 @@ def plot_curves(ctx: Context, out: Path) -> Path | None:
             ax.legend(fontsize=6)
     fig.suptitle(f"EMA (span {EMA_SPAN:.0%} of steps, ≥ 3) over the raw values (faint)", fontsize=9)
     fig.tight_layout()
-    from harness.store import atomic_path
-
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    atomic_savefig(fig, out)
     plt.close(fig)
     return out
 

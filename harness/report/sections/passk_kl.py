@@ -109,7 +109,7 @@ def plot_passk(drawn: list[tuple[str, dict]], out: Path) -> Path | None:
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    from harness.store import atomic_path
+    from harness.store import atomic_savefig
 
     groups = _ordered({g for _, curves in drawn for g in curves})
     if not groups:
@@ -149,8 +149,7 @@ def plot_passk(drawn: list[tuple[str, dict]], out: Path) -> Path | None:
     fig.suptitle("unbiased pass@k, held-out prompts (band: 95 % t over seeds)\n"
                  "circle + dotted line: crossover k (base ≥ run)", fontsize=8)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    atomic_savefig(fig, out)
     plt.close(fig)
     return out
 
