@@ -36,7 +36,8 @@ def sweep(tmp_path_factory, harness_cache):
                         "task=jsonl", "task.path=digits.jsonl", "task.n_train=4", "task.n_test=2",
                         "objective=rlvr,sft", "seed=0,1", "objective.steps=2",
                         f"++objective.prompts_per_step={PROMPTS_PER_STEP}",
-                        f"++objective.num_generations={GENERATIONS}", "passrate.enabled=true",
+                        f"++objective.num_generations={GENERATIONS}", "++objective.max_completion_length=16",
+                        "passrate.enabled=true",
                         "passrate.grad_sim.dim=512", "passrate.start_seeded=true", "name=u"],
                        capture_output=True, text=True, timeout=600, env=env, cwd=work)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -167,5 +168,5 @@ def test_sweep_file():
     assert len(str(params.seed).split(",")) >= 3
     cfg = compose("sweeps=unlearnability", "objective=rlvr")  # the study's overlay wins over the defaults
     assert cfg.passrate.enabled is True and cfg.passrate.start_seeded is True
-    # ~4 visits of each of the 40 training prompts at 4 prompts per step
+    # ~4 visits of each of the 40 training prompts
     assert cfg.objective.steps * cfg.objective.prompts_per_step / cfg.task.n_train >= 3
