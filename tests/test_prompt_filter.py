@@ -10,7 +10,6 @@ from harness.store import cache_root
 from harness.tasks import build_task
 from tests.conftest import compose
 
-
 SETTINGS = ("model=smollm2-135m", "model.warmup.enabled=false", "task.n_train=12", "task.n_test=4",
             "task.mix=[{group:d1,min_digits:1,max_digits:1}]", "prompt_filter.enabled=true", "prompt_filter.k=6",
             "prompt_filter.max_new_tokens=6",
