@@ -61,3 +61,18 @@ def test_submitit_local_launcher_runs_two_jobs(tmp_path):
     runs = [json.loads(p.read_text()) for p in (tmp_path / "sl").glob("*/run.json")]
     assert len(runs) == 2 and all(x["status"] == "done" for x in runs)
     assert {x["adapter"] for x in runs} == {"full", "lora"}
+
+
+GROUP_FILES = [(g, p.stem) for g in ("eval", "claims_arm", "hydra/launcher")
+               for p in sorted((ROOT / "harness" / "conf" / g).glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("group,name", GROUP_FILES)
+def test_every_file_of_the_other_groups_composes_and_validates(group, name):
+    """eval/*, claims_arm/* and hydra/launcher/* (the groups not trained by another test) compose into a
+    config that the launch-time validation accepts."""
+    from harness.validate import check_launch
+
+    override = f"+claims_arm={name}" if group == "claims_arm" else f"{group}={name}"
+    extra = ["sweeps=claims"] if group == "claims_arm" else []
+    assert check_launch(["model=tiny", *extra, override], False, CONF) == []
