@@ -99,34 +99,22 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
     after_training(cfg, job_dir, rec, merged, tok, task, base)
 
 
+# Post-training measurements on the in-memory merged model, in order: (config block, module, function). Each
+# runs when ``<block>.enabled`` and writes its own artifact (eval.json, prompts.csv, entk.json, passk.json,
+# kl.json); a new measurement is one module with a ``*_for_run(cfg, job_dir, merged, tok, task, base)``.
+MEASUREMENTS = (("eval", "harness.evaluate", "evaluate_run"), ("passrate", "harness.unlearn.passrate", "passrates_for_run"),
+                ("entk", "harness.entk", "entk_for_run"), ("passk", "harness.passk", "passk_for_run"),
+                ("kl", "harness.kl", "kl_for_run"))
+
+
 def after_training(cfg: DictConfig, job_dir: Path, rec: RunRecord, merged, tok, task, base) -> None:
-    """Post-training measurements on the in-memory merged model (downstream accuracy, pass rates, eNTK, pass@k,
-    KL to the base)."""
-    if cfg.get("eval") and cfg.eval.get("enabled", False):
-        from harness.evaluate import evaluate_run
+    """Post-training measurements (downstream accuracy, pass rates, eNTK, pass@k, KL to the base)."""
+    import importlib
 
-        with rec.stage("eval"):
-            evaluate_run(cfg, job_dir, merged, tok, task, base)
-    if cfg.get("passrate") and cfg.passrate.get("enabled", False):
-        from harness.unlearn.passrate import passrates_for_run
-
-        with rec.stage("passrate"):
-            passrates_for_run(cfg, job_dir, merged, tok, task, base)
-    if cfg.get("entk") and cfg.entk.get("enabled", False):
-        from harness.entk import entk_for_run
-
-        with rec.stage("entk"):
-            entk_for_run(cfg, job_dir, merged, tok, task, base)
-    if cfg.get("passk") and cfg.passk.get("enabled", False):
-        from harness.passk import passk_for_run
-
-        with rec.stage("passk"):
-            passk_for_run(cfg, job_dir, merged, tok, task, base)
-    if cfg.get("kl") and cfg.kl.get("enabled", False):
-        from harness.kl import kl_for_run
-
-        with rec.stage("kl"):
-            kl_for_run(cfg, job_dir, merged, tok, task, base)
+    for block, module, fn in MEASUREMENTS:
+        if cfg.get(block) and cfg[block].get("enabled", False):
+            with rec.stage(block):
+                getattr(importlib.import_module(module), fn)(cfg, job_dir, merged, tok, task, base)
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
