@@ -43,6 +43,9 @@ class Section:
 
 SECTIONS: dict[str, Section] = {}
 
+# The marker of a figure whose 95 % interval includes 0 (or its null), or that has no interval at all.
+NOT_DISTINGUISHABLE = "n.d."
+
 
 def section(order: int, key: str, title: str | None = None) -> Callable:
     """Register a report section: ``@section(30, "table1", "Table 1 — ...")``."""

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.report.base import Context, group_row, markdown, numeric, section, seed_cell
+from harness.report.base import NOT_DISTINGUISHABLE, Context, group_row, markdown, numeric, section, seed_cell
 from harness.stats import distinguishable, seed_mean
-
-NOT_DISTINGUISHABLE = "n.d."
 
 # (whole-model key of geometry_summary.json, its random-null key or None, header); {k} = the first k label
 COLUMNS = (

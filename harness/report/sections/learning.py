@@ -16,10 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from harness.report.base import Context, group_row, markdown, numeric, section
+from harness.report.base import NOT_DISTINGUISHABLE, Context, group_row, markdown, numeric, section
 from harness.stats import distinguishable, seed_mean
-
-NOT_DISTINGUISHABLE = "n.d."  # marker: the 95 % interval includes 0 (or there is none)
 
 
 def quarter_change(y: np.ndarray) -> tuple[float, float, float]:
