@@ -11,7 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from harness.sweep import run_dirs
+from harness.sweep import SKIPPED, run_dirs
 
 
 class SweepSummary(Callback):
@@ -42,7 +42,7 @@ class SweepSummary(Callback):
         print(f"[harness] total wall time {time.time() - t0:.1f}s", flush=True)
         if report is not None:
             print(f"[harness] report: {report}", flush=True)
-        failed = [r for r in runs if r.status != "done"]
+        failed = [r for r in runs if r.status not in ("done", SKIPPED)]
         if failed:  # the sweep went on past them; the exit code says it was not clean
             print(f"[harness] {len(failed)} of {len(runs)} runs not done: "
                   + "; ".join(f"{r.name} ({r.status}: {r.reason})" for r in failed), file=sys.stderr, flush=True)

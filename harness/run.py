@@ -121,7 +121,7 @@ def after_training(cfg: DictConfig, job_dir: Path, rec: RunRecord, merged, tok, 
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from harness.slots import default_slots, job_slot
+    from harness.slots import default_slots, job_slot, threads_per_job
 
     hc = HydraConfig.get()
     job_dir = Path(hc.runtime.output_dir)
@@ -129,7 +129,18 @@ def main(cfg: DictConfig) -> None:
     if rec.status() == "done" and not cfg.get("force", False):
         print(f"[harness] skip {job_dir.name}: already done", flush=True)
         return
+    only = cfg.get("run_objectives")
+    if only and cfg.objective.name not in only:  # a grid cell the study does not want (e.g. SFT with a KL arm)
+        rec.start(cfg)
+        rec.finish("skipped", f"run_objectives {list(only)} excludes objective {cfg.objective.name}")
+        print(f"[harness] skip {job_dir.name}: objective {cfg.objective.name} not in run_objectives", flush=True)
+        return
     slots = cfg.get("max_local_jobs") or default_slots(hc.launcher.get("_target_"))
+    threads = threads_per_job(slots)
+    if threads:  # jobs sharing this machine split its cores instead of each taking them all
+        import torch
+
+        torch.set_num_threads(threads)
     with job_slot(job_dir.parent, slots):
         run_job(cfg, job_dir, rec)
 

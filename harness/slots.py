@@ -50,3 +50,14 @@ def job_slot(sweep_dir: Path, slots: int | None) -> Iterator[None]:
             print(f"[harness] waiting for one of {slots} job slot(s) on this machine", flush=True)
             waited = True
         time.sleep(2)
+
+
+def threads_per_job(slots: int | None, cores: int | None = None) -> int | None:
+    """Torch threads for each of ``slots`` jobs sharing this machine's cores (None: leave torch's default).
+
+    Jobs that share cores must not each start one thread per core: on 2 cores, two 1-thread jobs ran SFT at
+    3.1-3.4 s/step each (two steps per ~3.3 s) against ~2.5 s/step for one 2-thread job (sweeps/lr_search.md).
+    """
+    if not slots:
+        return None
+    return max(1, (cores or os.cpu_count() or 1) // slots)

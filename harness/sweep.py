@@ -27,6 +27,7 @@ RUN_JSON = "run.json"
 DELTA = "delta.safetensors"
 # Identity columns of every table: the chosen adapter and objective (config group options).
 IDENTITY = ("adapter", "objective")
+SKIPPED = "skipped"  # run.json status of a grid cell a study leaves out on purpose (``run_objectives``)
 
 
 class RunDir:
@@ -187,6 +188,7 @@ class Sweep:
     runs: list[RunDir]
     table: pd.DataFrame
     settings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # grid cells the study left out (``run_objectives``)
 
     @property
     def keys(self) -> list[str]:
@@ -243,6 +245,8 @@ def load_sweep(path: Path | str) -> Sweep:
     """Read a sweep dir (or a single run dir) into a :class:`Sweep`."""
     path = Path(path)
     runs = run_dirs(path)
+    skipped = [r.name for r in runs if r.status == SKIPPED]
+    runs = [r for r in runs if r.status != SKIPPED]  # not part of the study: neither done nor failed
     keys: dict[str, None] = {}
     for r in runs:
         for k in r.overrides:
@@ -258,6 +262,6 @@ def load_sweep(path: Path | str) -> Sweep:
     # A swept setting is one that takes more than one value in this sweep.
     settings = [k for k in keys if table[k].astype(str).nunique() > 1]
     table = table.drop(columns=[k for k in keys if k not in settings])
-    sweep = Sweep(path, runs, table, settings)
+    sweep = Sweep(path, runs, table, settings, skipped)
     table["condition"] = [sweep.condition(r) for r in table.to_dict("records")] if len(table) else []
     return sweep

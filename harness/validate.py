@@ -104,6 +104,17 @@ WANDB_PROJECT = Rule(lambda v: isinstance(v, str) and 0 < len(v) <= 128 and not 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 
 
+def _objective_names() -> tuple[str, ...]:
+    """The objective configs a run can name (conf/objective/*.yaml), read without importing TRL."""
+    from harness import CONF_DIR
+
+    return tuple(sorted(p.stem for p in (Path(CONF_DIR) / "objective").glob("*.yaml")))
+
+
+OBJECTIVES = Rule(lambda v: v is None or (STRINGS.ok(v) and bool(v) and set(v) <= set(_objective_names())),
+                  f"null or a non-empty list of {' | '.join(_objective_names())}")
+
+
 def _adapter_kind(cfg: DictConfig) -> str | None:
     ad = cfg.get("adapter")
     return ad.get("kind", ad.get("name")) if ad is not None else None
@@ -126,6 +137,7 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("force", BOOL, None),
     ("save_model", BOOL, None),
     ("max_local_jobs", integer(1, null=True), None),
+    ("run_objectives", OBJECTIVES, None),
     # model
     ("model.dtype", one_of(*DTYPE_NAMES), None),
     ("model.device", DEVICE, None),

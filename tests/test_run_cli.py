@@ -83,3 +83,20 @@ def test_wandb_start_failure_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert got["lora"]["wandb"]["status"] in ("started", "failed to start")
     failed = sum(rec["wandb"]["status"] == "failed to start" for rec in got.values())
     assert r.stderr.count("warning: W&B did not start") == failed
+
+
+def test_run_objectives_skips_grid_cells_and_the_sweep_is_clean(tmp_path):
+    """A study arm that only makes sense under RLVR skips its SFT cell: no training, status skipped, exit 0, and
+    the sweep's table and report leave it out."""
+    r = run_cli("-m", *TINY, "objective.steps=1", "objective=sft,rlvr", "run_objectives=[rlvr]",
+                "entk.enabled=false", "eval.enabled=false", out=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    status = {k: v["status"] for k, v in runs(tmp_path).items()}
+    assert sorted(status.values()) == ["done", "skipped"], status
+    skipped = next(k for k, v in status.items() if v == "skipped")
+    assert "objective=sft" in skipped and not (tmp_path / "t" / skipped / "delta.safetensors").exists()
+    from harness.sweep import load_sweep
+
+    sweep = load_sweep(tmp_path / "t")
+    assert sweep.skipped == [skipped] and list(sweep.table["objective"]) == ["rlvr"]
+    assert "1 grid cells skipped" in (tmp_path / "t" / "report.md").read_text()

@@ -30,3 +30,11 @@ def test_cap_only_for_submitit_local():
     assert default_slots("hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher") >= 1
     assert default_slots("hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher") is None
     assert default_slots("hydra._internal.core_plugins.basic_launcher.BasicLauncher") is None
+
+
+def test_jobs_sharing_a_machine_split_its_cores():
+    from harness.slots import threads_per_job
+
+    assert threads_per_job(None, 8) is None  # no cap: torch's default
+    assert threads_per_job(2, 2) == 1 and threads_per_job(1, 2) == 2 and threads_per_job(4, 16) == 4
+    assert threads_per_job(4, 2) == 1  # never 0 threads

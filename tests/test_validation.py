@@ -101,6 +101,7 @@ def errors(*overrides: str, multirun: bool = False) -> list[str]:
     ("force=maybe", "force 'maybe'"),
     ("name=a/b", "name 'a/b'"),
     ("logger.project=a/b", "logger.project 'a/b'"),
+    ("run_objectives=[rlvr,ppo]", "run_objectives ['rlvr', 'ppo']"),
 ])
 def test_rules(override, needle):
     found = errors("model=tiny", override)

@@ -31,7 +31,7 @@ from harness.geometry.metrics import Settings, batch_metrics, columns
 from harness.geometry.sources import Checkpoint, PairDelta, RunDelta, matrix_kind, sort_names
 from harness.geometry.spectra import SpectraCache, by_shape, chunks, gram_decomp
 from harness.store import atomic_write_text, settings_hash
-from harness.sweep import DELTA, RunDir, run_dirs
+from harness.sweep import DELTA, SKIPPED, RunDir, run_dirs
 
 ANALYZER_VERSION = 2  # bump when a metric's computation changes: stored analyses are then recomputed
 
@@ -220,7 +220,7 @@ def report(results: list[Analysis], settings: Settings, title: str) -> str:
 
 def analyze_sweep(sweep_dir: Path, settings: Settings, force: bool = False) -> str:
     """Analyze every run of a sweep, then the cross-run table and the plots; returns the printed summary."""
-    jobs = run_dirs(sweep_dir)
+    jobs = [r for r in run_dirs(sweep_dir) if r.status != SKIPPED]  # cells the study left out on purpose
     results: list[Analysis] = []
     for run in jobs:
         try:

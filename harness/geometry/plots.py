@@ -48,8 +48,10 @@ def plot_layers(tables: dict[str, pd.DataFrame], k: str, path: Path) -> Path:
     and spectral drift, one line per run, its same-size random null dotted in the same colour."""
     plt = _pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    positive = False  # a log axis needs one positive drift (a zero update has none)
     for label, df in tables.items():
         pl = per_layer(df, k)
+        positive = positive or bool((pl["drift"] > 0).any())
         line = ax1.plot(pl.index, pl["angle"], marker="o", ms=3, label=label)[0]
         ax2.plot(pl.index, pl["drift"], marker="o", ms=3, label=label, color=line.get_color())
         if "angle_null" in pl:
@@ -59,7 +61,7 @@ def plot_layers(tables: dict[str, pd.DataFrame], k: str, path: Path) -> Path:
     ax1.set(xlabel="layer", ylabel=f"largest principal angle, {k} (deg)",
             title="subspace rotation (dotted: random update of the same size)")
     ax2.set(xlabel="layer", ylabel="spectral drift ‖Δσ‖/‖σ‖", title="spectral drift (dotted: random null)",
-            yscale="log")
+            yscale="log" if positive else "linear")
     ax2.legend(fontsize=7, loc="best")
     for ax in (ax1, ax2):
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -95,7 +97,8 @@ def plot_energy(tables: dict[str, pd.DataFrame], k: str, path: Path) -> Path:
             lo, hi = min(lo, x[ok].min(), y[ok].min()), max(hi, x[ok].max(), y[ok].max())
     if hi > 0:
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="random (y = x)")
-    ax.set(xscale="log", yscale="log", xlabel=f"random baseline k²/(mn), {k}",
+    scale = "log" if hi > 0 else "linear"  # a log axis needs a positive point (a zero update has none)
+    ax.set(xscale=scale, yscale=scale, xlabel=f"random baseline k²/(mn), {k}",
            ylabel=f"energy in W0's top-k subspace, {k}", title="off-principal alignment")
     ax.legend(fontsize=7)
     return _save(fig, path)

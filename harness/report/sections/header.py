@@ -17,6 +17,7 @@ def header(ctx: Context) -> str:
             f"task: `{first.identity('task')}` ({first.get('task.n_train')} train / {first.get('task.n_test')} "
             f"held-out prompts)\n"
             f"- steps: {', '.join(steps)}; seeds: {', '.join(seeds)}; runs: {len(t)} "
-            f"({int((t['status'] == 'done').sum())} done)\n"
+            f"({int((t['status'] == 'done').sum())} done"
+            + (f"; {len(sweep.skipped)} grid cells skipped by `run_objectives`" if sweep.skipped else "") + ")\n"
             f"- runs are grouped by adapter, objective and every swept setting ({settings}); a cell is the mean "
             f"over the n seeds of its group ± the half-width of its 95 % t-interval (one seed: the value alone)\n")
