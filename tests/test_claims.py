@@ -21,7 +21,8 @@ LR = {"full": {"sft": 2e-5, "rlvr": 1e-5}, "lora": {"sft": 2e-4, "rlvr": 1e-4}}
 
 
 def make_run(sweep: Path, adapter: str, objective: str, seed: int, extra: tuple[str, ...] = (), r: int = 8,
-             geo: dict | None = None, acc: float | None = None, ood: float | None = None, files: dict | None = None):
+             geo: dict | None = None, acc: float | None = None, ood: float | None = None, files: dict | None = None,
+             task: str | None = None):
     """A done run dir as harness.run writes it: .hydra/{overrides,config,hydra}.yaml, run.json, and the given
     artifacts (geometry_summary.json whole_model, eval.json id/ood tasks, any other file by name)."""
     overrides = [f"adapter={adapter}", f"objective={objective}", f"seed={seed}", *extra]
@@ -29,6 +30,8 @@ def make_run(sweep: Path, adapter: str, objective: str, seed: int, extra: tuple[
     (job / ".hydra").mkdir(parents=True)
     cfg = {"seed": seed, "adapter": {"name": adapter, "r": r, "lr": LR.get(adapter, LR["full"])},
            "objective": {"name": objective, "steps": 2, "lr": None}, "model": {"dtype": "float32"}}
+    if task:
+        cfg["task"] = {"name": task}
     (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
     choices = {"adapter": adapter, "objective": objective}
@@ -70,7 +73,7 @@ def test_rule_on_hand_made_intervals():
 
 def test_registry_has_every_claim_of_the_issue():
     ids = [c.id for c in ordered()]
-    assert {"P1", "P2", "P3", "P4", "P5.I", "P5.III", "P6", "L1", "S1", "E1", "Y1", "R1", "U1", "U2", "U3"} <= set(ids)
+    assert {"P1", "P2", "P3", "P4", "P4.X", "P5.I", "P5.III", "P6", "L1", "S1", "E1", "Y1", "R1", "U1", "U2", "U3"} <= set(ids)
     for c in CLAIMS.values():
         assert c.claim and c.source and c.statistic and c.runs and c.null and c.source_figure
     # the summary's drift/rotation tables are labelled as not the paper's
@@ -94,6 +97,47 @@ def test_p1_drift(tmp_path, rl, expected):
     assert v == expected, why
     if rl is None:
         assert "n = 1" in why
+
+
+# --- P4.X: the reference update direction across datasets and RL algorithms -------------------------------
+
+
+def _cross_csv(sweep: Path, runs: list[Path], cosine: float) -> None:
+    """cross_run.csv / geometry_runs.csv as the analyzer writes them: every pair at ``cosine``, unit norms."""
+    import itertools
+
+    import pandas as pd
+
+    labels = [f"r{i}" for i in range(len(runs))]
+    pd.DataFrame({"label": labels, "run": [r.name for r in runs]}).to_csv(sweep / "geometry_runs.csv", index=False)
+    rows = [{"run_a": a, "run_b": b, "scope": "all", "cosine": cosine, "cosine_base": 1e-4, "norm_a": 1.0,
+             "norm_b": 1.0, "jaccard": 0.5, "jaccard_base": 0.2, "params": 10**8}
+            for a, b in itertools.combinations(labels, 2)]
+    pd.DataFrame(rows).to_csv(sweep / "cross_run.csv", index=False)
+
+
+@pytest.mark.parametrize("cosine,tasks,expected", [(0.5, 2, SUPPORTED), (0.0, 2, CONTRADICTED),
+                                                   (0.5, 1, INCONCLUSIVE)])
+def test_p4x_reference_direction(tmp_path, cosine, tasks, expected):
+    runs = [make_run(tmp_path, "full", obj, s, task="add") for obj in ("rlvr", "rloo") for s in range(3)]
+    if tasks == 2:
+        runs += [make_run(tmp_path, "full", "rlvr", s, task="gcd", extra=("+claims_arm=gcd",)) for s in range(2)]
+    _cross_csv(tmp_path, runs, cosine)
+    v, why = verdict(tmp_path, "P4.X")
+    assert v == expected, why
+    if expected == SUPPORTED:
+        # pairwise cosine c to each of J other runs: cos(x, mean_J) = c·J / sqrt(J + J(J−1)c), here 3 rlvr vs
+        # 2 gcd runs (by task) and 3 rlvr vs 3 rloo runs (by algorithm)
+        from harness.claims.data import ClaimData
+        from harness.claims.path_not_taken import p4x
+
+        by_task, by_algo = p4x(ClaimData.load(load_sweep(tmp_path)))
+        want = {j: cosine * j / (j + j * (j - 1) * cosine) ** 0.5 - 1e-4 for j in (2, 3)}
+        assert by_task.n == 5 and by_algo.n == 6
+        assert by_algo.estimate == pytest.approx(want[3])
+        assert by_task.estimate == pytest.approx((3 * want[2] + 2 * want[3]) / 5)
+    if tasks == 1:
+        assert "≥ 2 tasks" in why
 
 
 # --- P3: off-principal ---------------------------------------------------------------------------------

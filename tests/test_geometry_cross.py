@@ -46,3 +46,27 @@ def test_identical_updates_give_cosine_and_jaccard_one(base) -> None:
     assert whole.jaccard_base == pytest.approx(0.09 / 0.51, abs=0.03)
     assert whole.jaccard == pytest.approx(whole.jaccard_base, abs=0.06)
     assert abs(whole.cosine) < 0.15
+    # the whole-model norms are those of the concatenated updates
+    assert whole.norm_a == pytest.approx(math.sqrt(sum(float((v.double() ** 2).sum()) for v in d.values())))
+    assert whole.norm_b == pytest.approx(math.sqrt(sum(float((v.double() ** 2).sum()) for v in other.values())))
+
+
+def test_reference_cosine_is_the_cosine_to_the_other_groups_mean_update(base) -> None:
+    """Hand-checked against the explicit mean of the flattened updates of the other group."""
+    from harness.geometry.cross import reference_cosines
+
+    ds = [delta(s) for s in range(4)]
+    df = cross_run(["a", "b", "c", "d"], [MemoryDelta(d) for d in ds], base, NAMES)
+    group = {"a": "x", "b": "x", "c": "y", "d": "y"}
+    got = reference_cosines(df, group)
+
+    def flat(d):
+        return torch.cat([d[n].double().flatten() for n in NAMES])
+
+    vecs = {k: flat(d) for k, d in zip("abcd", ds)}
+    for run in "abcd":
+        others = [vecs[o] for o in "abcd" if group[o] != group[run]]
+        mean = torch.stack(others).mean(0)
+        want = float(vecs[run] @ mean / (vecs[run].norm() * mean.norm()))
+        assert got[run] == pytest.approx(want, abs=1e-9)
+    assert reference_cosines(df, {"a": "x", "b": "x"}) == {}  # one group: no reference direction

@@ -3,7 +3,8 @@ claims are estimated from, found only through :class:`harness.sweep.Sweep` group
 
 Per run (:func:`claim_table`): the report's per-run values (:func:`harness.report.base.per_run`: whole-model
 geometry as ``geo:<key>``, ``acc_id``/``gain_id``/``acc_ood``/``change_ood``, the ``entk_*`` figures), the
-resolved settings the claims select on (``beta``, ``dtype``, ``r``, ``criterion``, ``lr``), and from
+resolved settings the claims select on (``task_name``, ``beta``, ``dtype``, ``r``, ``criterion``, ``lr``;
+``main_task``: trained on the task most runs of the sweep trained on), and from
 ``passk.json`` / ``kl.json`` when present ``passk_k``, ``pass1_*``/``passn_*`` and ``kl_forward``.
 Nothing is retrained or re-measured here.
 """
@@ -46,7 +47,8 @@ def claim_table(sweep: Sweep) -> pd.DataFrame:
         lr = run.get("objective.lr")
         if lr is None:  # the adapter's default lr for this objective (objective.adapter_lr names the entry)
             lr = run.get(f"adapter.lr.{run.get('objective.adapter_lr') or objective}")
-        row = {"beta": _num(run.get("objective.beta", 0.0)) if run.get("objective.beta") is not None else 0.0,
+        row = {"task_name": str(run.get("task.name") or "–"),
+               "beta": _num(run.get("objective.beta", 0.0)) if run.get("objective.beta") is not None else 0.0,
                "dtype": str(run.get("model.dtype") or "float32"), "r": _num(run.get("adapter.r")),
                "criterion": str(run.get("adapter.criterion") or "–"), "lr": _num(lr)}
         pk = run.json("passk.json")
@@ -58,15 +60,23 @@ def claim_table(sweep: Sweep) -> pd.DataFrame:
         if kl:
             row["kl_forward"] = _num(kl.get("kl_forward"))
         extra.append(row)
-    return pd.concat([runs.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
+    table = pd.concat([runs.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
+    # The study's task is the one most runs trained on; runs on other tasks serve the cross-dataset claims.
+    table["main_task"] = table["task_name"] == table["task_name"].value_counts().idxmax()
+    return table
 
 
 # --- run selection -------------------------------------------------------------------------------------
 
 
-def plain(row: dict) -> bool:
-    """A reference run: no KL penalty, trained in float32 (the gates vary these)."""
+def ungated(row: dict) -> bool:
+    """No KL penalty, trained in float32: the settings the gates of P5 vary."""
     return _num(row.get("beta")) == 0 and str(row.get("dtype")) in ("float32", "nan", "None")
+
+
+def plain(row: dict) -> bool:
+    """A reference run: the study's main task and :func:`ungated`."""
+    return bool(row.get("main_task", True)) and ungated(row)
 
 
 def full_ref(row: dict) -> bool:

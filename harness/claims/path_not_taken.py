@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from harness.claims.base import Claim, Part, register
-from harness.claims.data import ClaimData, div, flat, full_ref, log_ratio, over_seeds, plain
+from harness.claims.data import ClaimData, div, flat, full_ref, log_ratio, over_seeds, plain, ungated
 
 SOURCE = "The Path Not Taken (arXiv 2511.08567)"
 NEEDS_GEO = "geometry_summary.json (python -m harness.analyze <sweep>)"
@@ -165,9 +165,7 @@ def cross_parts(data: ClaimData, pred, needs: str) -> list[Part]:
 
 
 def p4(data: ClaimData) -> list[Part]:
-    parts = cross_parts(data, lambda r: full_ref(r) and _rlvr(r), "RLVR full FT with ≥ 2 seeds")
-    parts[0].note += "; across datasets/RL algorithms not tested here (needs the same adapter on ≥ 2 tasks/objectives)"
-    return parts
+    return cross_parts(data, lambda r: full_ref(r) and _rlvr(r), "RLVR full FT with ≥ 2 seeds")
 
 
 register(Claim(
@@ -175,15 +173,64 @@ register(Claim(
     "whole-model Jaccard of bf16 update masks − its independent-mask expectation; ΔW cosine − sqrt(2/(πd))",
     "RLVR full FT, beta 0, fp32: Sweep.pairs('seed') within the condition, cross_run.csv",
     "0 (chance); claim: above",
-    "paper: bf16 update-mask Jaccard 0.55–0.60 vs random 0.37–0.47 (5 runs); summary, not in the paper: "
-    "cross-dataset cosines 0.89–0.95", p4, order=40))
+    "paper: bf16 update-mask Jaccard 0.55–0.60 vs random 0.37–0.47 (5 runs)", p4, order=40))
+
+
+# --- P4.X reference update direction ---------------------------------------------------------------------
+
+RL_OBJECTIVES = ("rlvr", "rloo")  # GRPO (and its loss variants) and REINFORCE leave-one-out
+
+
+def reference_part(data: ClaimData, name: str, pred, key: str, needs: str) -> Part:
+    """Per run: ΔW cosine to the mean ΔW of the runs in the other ``key`` groups, minus the random-direction
+    |cosine| (:func:`harness.geometry.cross.reference_cosines`)."""
+    from harness.geometry.cross import reference_cosines
+
+    rows = data.select(pred)
+    group = dict(zip(rows["run"], rows[key].astype(str))) if len(rows) else {}
+    if len(set(group.values())) < 2:
+        return over_seeds(name, [], list(group), 0.0, "above", needs)
+    cross = cross_table(data)
+    if cross is None or "norm_a" not in cross:
+        return over_seeds(name, [], list(group), 0.0, "above",
+                          "cross_run.csv with norms (python -m harness.analyze <sweep> force=true)")
+    cross = cross.dropna(subset=["a", "b"]).assign(run_a=lambda d: d["a"], run_b=lambda d: d["b"])
+    cos = reference_cosines(cross, group)
+    chance = float(cross[cross["scope"] == "all"]["cosine_base"].max())
+    runs = list(cos)
+    return over_seeds(name, [cos[r] - chance for r in runs], runs, 0.0, "above",
+                      None if runs else "cross_run.csv rows for these runs",
+                      note=f"reference = mean ΔW of the other {key} groups; chance |cosine| {chance:.1e}; "
+                           f"groups: {', '.join(sorted(set(group.values())))}")
+
+
+def p4x(data: ClaimData) -> list[Part]:
+    full_rl = lambda r: r.get("adapter") == "full" and r.get("objective") in RL_OBJECTIVES  # noqa: E731
+    by_task = reference_part(
+        data, "ΔW cosine to the other datasets' mean RLVR update − chance",
+        lambda r: full_rl(r) and _rlvr(r) and ungated(r),
+        "task_name", "RLVR full FT on ≥ 2 tasks (beta 0, fp32)")
+    by_algo = reference_part(
+        data, "ΔW cosine to the other RL algorithms' mean update − chance",
+        lambda r: full_rl(r) and plain(r), "objective", "full FT under ≥ 2 RL objectives (rlvr, rloo) on the main task")
+    return [by_task, by_algo]
+
+
+register(Claim(
+    "P4.X", "RLVR's ΔW direction agrees across datasets and RL algorithms (a reference update direction)", SOURCE,
+    "per run: cosine of its ΔW to the mean ΔW of the runs on the other datasets (RL algorithms) − the "
+    "random-direction |cosine| sqrt(2/(πd))",
+    "full FT, beta 0, fp32 RL runs grouped by task (GRPO) and by objective (rlvr vs rloo, main task); cross_run.csv",
+    "0 (chance); claim: above",
+    "summary, not in the paper: cross-dataset/algorithm cosines 0.89–0.95 (the paper shows the reference "
+    "direction in figures)", p4x, order=41))
 
 
 # --- P5 gates -------------------------------------------------------------------------------------------
 
 
 def p5_kl(data: ClaimData) -> list[Part]:
-    rows = data.select(lambda r: r.get("adapter") == "full" and _rlvr(r)
+    rows = data.select(lambda r: r.get("adapter") == "full" and _rlvr(r) and bool(r.get("main_task", True))
                        and str(r.get("dtype")) in ("float32", "nan"))
     pairs: dict[tuple[str, str], None] = {}
     for s in data.sweep.settings:
@@ -217,7 +264,8 @@ def p5_precision(data: ClaimData) -> list[Part]:
     for r in runs if not needs else []:
         bf, ab = data.value(r, "geo:sparsity_bf16"), data.value(r, "geo:sparsity_abs")
         vals.append(div(bf - ab, bf))
-    bf16 = data.group(lambda r: r.get("adapter") == "full" and _rlvr(r) and r.get("dtype") == "bfloat16")
+    bf16 = data.group(lambda r: r.get("adapter") == "full" and _rlvr(r) and r.get("dtype") == "bfloat16"
+                      and bool(r.get("main_task", True)))
     note = ""
     if len(bf16) and "geo:sparsity_abs" in bf16:
         note = f"bf16-trained RLVR: sparsity |Δ|≤1e-5 = {bf16['geo:sparsity_abs'].mean():.3f} (n={len(bf16)})"

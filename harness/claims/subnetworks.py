@@ -15,6 +15,7 @@ FULL_RANK = 0.9
 
 def _rlvr_full(dtype: str):
     return lambda r: (r.get("adapter") == "full" and r.get("objective") == "rlvr" and r.get("beta") == 0
+                      and bool(r.get("main_task", True))
                       and str(r.get("dtype")) == dtype)
 
 
