@@ -306,3 +306,27 @@ def test_report_section_after_table5(tmp_path):
 def test_claims_studies_compose(study):
     cfg = compose(f"sweeps={study}")
     assert cfg.name == study and cfg.task.name and cfg.prompt_filter.enabled
+
+
+@pytest.mark.parametrize("study,runs", [("claims", 30), ("claims_quick", 12)])
+def test_claims_study_grid_runs_what_the_claims_read(study, runs):
+    """Each arm runs under the objectives it lists (the rest of the grid is skipped): the study file's run count,
+    the arms' settings, and which runs measure pass@k / pass rates."""
+    params = yaml.safe_load((ROOT / "harness" / "conf" / "sweeps" / f"{study}.yaml").read_text())["hydra"]["sweeper"]["params"]
+    arms, objectives = params["+claims_arm"].split(","), params["objective"].split(",")
+    seeds = params["seed"].split(",")
+    cells = {}
+    for arm in arms:
+        for obj in objectives:
+            cfg = compose(f"sweeps={study}", f"+claims_arm={arm}", f"objective={obj}")
+            if not cfg.run_objectives or obj in cfg.run_objectives:
+                cells[(arm, obj)] = cfg
+    assert len(cells) * len(seeds) == runs
+    for (arm, obj), cfg in cells.items():
+        assert cfg.objective.steps == 20 and cfg.kl.enabled
+        assert cfg.passk.enabled == cfg.passrate.enabled == (study == "claims" and arm == "full"), (arm, obj)
+    assert cells[("full_kl", "rlvr")].objective.beta > 0 and cells[("full_bf16", "rlvr")].model.dtype == "bfloat16"
+    assert cells[("lora_r1", "rlvr")].adapter.r == 1
+    if study == "claims":
+        assert cells[("full_chain_sum", "rlvr")].task.name == "chain_sum"
+        assert ("full_rloo", "rloo") in cells and ("full", "rloo") not in cells
