@@ -202,6 +202,23 @@ class Sweep:
     def _by_name(self) -> dict[str, RunDir]:
         return {r.name: r for r in self.runs}
 
+    def wall_time(self) -> tuple[float, float] | None:
+        """(first run's start to last run's end, sum of the runs' own times), in seconds, from ``run.json``;
+        None when no run has both timestamps. Parallel jobs make the first smaller than the second."""
+        import datetime as dt
+
+        spans, own = [], 0.0
+        for r in self.runs:
+            rec = r.record or {}
+            try:
+                spans.append((dt.datetime.fromisoformat(rec["started"]), dt.datetime.fromisoformat(rec["finished"])))
+            except (KeyError, TypeError, ValueError):
+                continue
+            own += float((rec.get("timings") or {}).get("total") or 0.0)
+        if not spans:
+            return None
+        return (max(b for _, b in spans) - min(a for a, _ in spans)).total_seconds(), own
+
     @property
     def done(self) -> pd.DataFrame:
         return self.table[self.table["status"] == "done"]

@@ -267,3 +267,17 @@ def test_table1_shows_each_figure_beside_its_null_and_marks_what_is_not_distingu
     assert t.loc["lora", "spectral drift"].endswith("(null 0.05) n.d.")
     assert t.loc["sparse", "spectral drift"] == "0.3 (null 0.05) n.d."  # one seed: no interval
     assert t.loc["full", "ΔW energy in W0 top-16"] == "0.2 ± 0 (null 0.01)"
+
+
+def test_wall_time_spans_parallel_runs_and_skips_runs_without_stamps(tmp_path):
+    """Two runs that overlapped: the span is first start to last end, the runs' own times add up separately."""
+    stamps = [("2026-01-01T10:00:00", "2026-01-01T10:10:00", 600.0), ("2026-01-01T10:05:00", "2026-01-01T10:20:00", 900.0)]
+    for seed, (a, b, total) in enumerate(stamps):
+        job = make_run(tmp_path, ["adapter=full", f"seed={seed}"])
+        (job / "run.json").write_text(json.dumps({"status": "done", "seed": seed, "started": a, "finished": b,
+                                                  "timings": {"total": total}}))
+    make_run(tmp_path, ["adapter=full", "seed=2"])  # no timestamps: left out
+    assert load_sweep(tmp_path).wall_time() == (1200.0, 1500.0)
+    from harness.report.sections.header import _wall
+
+    assert "20.0 min from the first run's start" in _wall(load_sweep(tmp_path))

@@ -5,6 +5,15 @@ from __future__ import annotations
 from harness.report.base import Context, section
 
 
+def _wall(sweep) -> str:
+    wall = sweep.wall_time()
+    if wall is None:
+        return ""
+    span, own = wall
+    return (f"- wall time: {span / 60:.1f} min from the first run's start to the last run's end (the runs' own "
+            f"times add to {own / 60:.1f} min; the report's own time is not included)\n")
+
+
 @section(0, "header")
 def header(ctx: Context) -> str:
     sweep, t = ctx.sweep, ctx.sweep.table
@@ -19,5 +28,6 @@ def header(ctx: Context) -> str:
             f"- steps: {', '.join(steps)}; seeds: {', '.join(seeds)}; runs: {len(t)} "
             f"({int((t['status'] == 'done').sum())} done"
             + (f"; {len(sweep.skipped)} grid cells skipped by `run_objectives`" if sweep.skipped else "") + ")\n"
-            f"- runs are grouped by adapter, objective and every swept setting ({settings}); a cell is the mean "
+            + _wall(sweep)
+            + f"- runs are grouped by adapter, objective and every swept setting ({settings}); a cell is the mean "
             f"over the n seeds of its group ± the half-width of its 95 % t-interval (one seed: the value alone)\n")
