@@ -55,8 +55,8 @@ def job_slot(sweep_dir: Path, slots: int | None) -> Iterator[None]:
 def threads_per_job(slots: int | None, cores: int | None = None) -> int | None:
     """Torch threads for each of ``slots`` jobs sharing this machine's cores (None: leave torch's default).
 
-    Jobs that share cores must not each start one thread per core: on 2 cores, two 1-thread jobs ran SFT at
-    3.1-3.4 s/step each (two steps per ~3.3 s) against ~2.5 s/step for one 2-thread job (sweeps/lr_search.md).
+    Jobs that share cores must not each start one thread per core (N jobs x all cores thrash); split evenly, at
+    least one each. On 2 cores two 1-thread jobs matched one 2-thread job's throughput (sweeps/lr_search.md).
     """
     if not slots:
         return None

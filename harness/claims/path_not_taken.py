@@ -201,7 +201,8 @@ def reference_part(data: ClaimData, name: str, pred, key: str, needs: str) -> Pa
     return over_seeds(name, [cos[r] - chance for r in runs], runs, 0.0, "above",
                       None if runs else "cross_run.csv rows for these runs",
                       note=f"reference = mean ΔW of the other {key} groups; chance |cosine| {chance:.1e}; "
-                           f"groups: {', '.join(sorted(set(group.values())))}")
+                           f"groups: {', '.join(sorted(set(group.values())))}; runs of a group share their "
+                           "reference: the t-interval over runs is optimistic")
 
 
 def p4x(data: ClaimData) -> list[Part]:
