@@ -25,22 +25,29 @@ def plot_curves(ctx: Context, out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.8 * len(PANELS), 4))
+    logs = []
+    for row in ctx.sweep.done.to_dict("records"):
+        log = ctx.sweep.run(row["run"]).train_log()
+        if log is not None:
+            logs.append((row, log))
+
+    def shown(col: str, kind: str, log) -> bool:
+        return col in log and (kind == "any" or (kind == "rlvr") == ("reward" in log)) and log[col].notna().any()
+
+    panels = [p for p in PANELS if any(shown(p[0], p[2], log) for _, log in logs)]  # no empty panels
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4), squeeze=False)
+    axes = axes[0]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     drawn = False
-    for i, row in enumerate(ctx.sweep.done.to_dict("records")):
-        log = ctx.sweep.run(row["run"]).train_log()
-        if log is None:
-            continue
-        is_rl = "reward" in log
+    for i, (row, log) in enumerate(logs):
         label = f"{ctx.sweep.condition(row)} s{row['seed']}"
-        for ax, (col, _, kind) in zip(axes, PANELS):
-            if col not in log or (kind != "any" and (kind == "rlvr") != is_rl):
+        for ax, (col, _, kind) in zip(axes, panels):
+            if not shown(col, kind, log):
                 continue
             c = colors[i % len(colors)]
             pts = log[["step", col]].dropna()  # held-out rows carry no loss/reward and vice versa
-            if pts.empty:
-                continue
             if kind == "any":  # a few measured points: no smoothing
                 ax.plot(pts["step"], pts[col], "o-", color=c, lw=1.2, ms=3, label=label)
             else:
@@ -51,7 +58,7 @@ def plot_curves(ctx: Context, out: Path) -> Path | None:
     if not drawn:
         plt.close(fig)
         return None
-    for ax, (_, title, _) in zip(axes, PANELS):
+    for ax, (_, title, _) in zip(axes, panels):
         ax.set(title=title, xlabel="step")
         if ax.lines:
             ax.legend(fontsize=6)
