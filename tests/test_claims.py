@@ -325,6 +325,7 @@ def test_claims_study_grid_runs_what_the_claims_read(study, runs):
     for (arm, obj), cfg in cells.items():
         assert cfg.objective.steps == 20 and cfg.kl.enabled
         assert cfg.passk.enabled == cfg.passrate.enabled == (study == "claims" and arm == "full"), (arm, obj)
+        assert cfg.entk.enabled == (arm == "full")
     assert cells[("full_kl", "rlvr")].objective.beta > 0 and cells[("full_bf16", "rlvr")].model.dtype == "bfloat16"
     assert cells[("lora_r1", "rlvr")].adapter.r == 1
     if study == "claims":
