@@ -197,12 +197,14 @@ def reference_part(data: ClaimData, name: str, pred, key: str, needs: str) -> Pa
     cross = cross.dropna(subset=["a", "b"]).assign(run_a=lambda d: d["a"], run_b=lambda d: d["b"])
     cos = reference_cosines(cross, group)
     chance = float(cross[cross["scope"] == "all"]["cosine_base"].max())
-    runs = list(cos)
-    return over_seeds(name, [cos[r] - chance for r in runs], runs, 0.0, "above",
-                      None if runs else "cross_run.csv rows for these runs",
+    runs = [r for r in cos if cos[r] == cos[r]]  # NaN: a zero update has no direction
+    part = over_seeds(name, [cos[r] - chance for r in runs], runs, 0.0, "above",
+                      None if runs else data.geo_needs(list(group)) or "cross_run.csv rows for these runs",
                       note=f"reference = mean ΔW of the other {key} groups; chance |cosine| {chance:.1e}; "
                            f"groups: {', '.join(sorted(set(group.values())))}; runs of a group share their "
                            "reference: the t-interval over runs is optimistic")
+    part.unit = "runs"
+    return part
 
 
 def p4x(data: ClaimData) -> list[Part]:
