@@ -308,7 +308,7 @@ def test_claims_studies_compose(study):
     assert cfg.name == study and cfg.task.name and cfg.prompt_filter.enabled
 
 
-@pytest.mark.parametrize("study,runs", [("claims", 30), ("claims_quick", 12)])
+@pytest.mark.parametrize("study,runs", [("claims", 30), ("claims_quick", 8)])
 def test_claims_study_grid_runs_what_the_claims_read(study, runs):
     """Each arm runs under the objectives it lists (the rest of the grid is skipped): the study file's run count,
     the arms' settings, and which runs measure pass@k / pass rates."""
@@ -326,8 +326,8 @@ def test_claims_study_grid_runs_what_the_claims_read(study, runs):
         assert cfg.objective.steps == 20 and cfg.kl.enabled
         assert cfg.passk.enabled == cfg.passrate.enabled == (study == "claims" and arm == "full"), (arm, obj)
         assert cfg.entk.enabled == (arm == "full")
-    assert cells[("full_kl", "rlvr")].objective.beta > 0 and cells[("full_bf16", "rlvr")].model.dtype == "bfloat16"
     assert cells[("lora_r1", "rlvr")].adapter.r == 1
     if study == "claims":
+        assert cells[("full_kl", "rlvr")].objective.beta > 0 and cells[("full_bf16", "rlvr")].model.dtype == "bfloat16"
         assert cells[("full_chain_sum", "rlvr")].task.name == "chain_sum"
         assert ("full_rloo", "rloo") in cells and ("full", "rloo") not in cells
