@@ -122,6 +122,7 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from harness.slots import default_slots, job_slot, threads_per_job
+    from harness.sweep import SKIPPED
 
     hc = HydraConfig.get()
     job_dir = Path(hc.runtime.output_dir)
@@ -132,7 +133,7 @@ def main(cfg: DictConfig) -> None:
     only = cfg.get("run_objectives")
     if only and cfg.objective.name not in only:  # a grid cell the study does not want (e.g. SFT with a KL arm)
         rec.start(cfg)
-        rec.finish("skipped", f"run_objectives {list(only)} excludes objective {cfg.objective.name}")
+        rec.finish(SKIPPED, f"run_objectives {list(only)} excludes objective {cfg.objective.name}")
         print(f"[harness] skip {job_dir.name}: objective {cfg.objective.name} not in run_objectives", flush=True)
         return
     slots = cfg.get("max_local_jobs") or default_slots(hc.launcher.get("_target_"))

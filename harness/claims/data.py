@@ -74,9 +74,14 @@ def ungated(row: dict) -> bool:
     return _num(row.get("beta")) == 0 and str(row.get("dtype")) in ("float32", "nan", "None")
 
 
+def main_task(row: dict) -> bool:
+    """Trained on the sweep's main task (runs on other tasks feed the cross-dataset claim only)."""
+    return bool(row.get("main_task", True))
+
+
 def plain(row: dict) -> bool:
     """A reference run: the study's main task and :func:`ungated`."""
-    return bool(row.get("main_task", True)) and ungated(row)
+    return main_task(row) and ungated(row)
 
 
 def full_ref(row: dict) -> bool:

@@ -11,7 +11,17 @@ from __future__ import annotations
 import pandas as pd
 
 from harness.claims.base import Claim, Part, register
-from harness.claims.data import ClaimData, div, flat, full_ref, log_ratio, over_seeds, plain, ungated
+from harness.claims.data import (
+    ClaimData,
+    div,
+    flat,
+    full_ref,
+    log_ratio,
+    main_task,
+    over_seeds,
+    plain,
+    ungated,
+)
 
 SOURCE = "The Path Not Taken (arXiv 2511.08567)"
 NEEDS_GEO = "geometry_summary.json (python -m harness.analyze <sweep>)"
@@ -233,7 +243,7 @@ register(Claim(
 
 
 def p5_kl(data: ClaimData) -> list[Part]:
-    rows = data.select(lambda r: r.get("adapter") == "full" and _rlvr(r) and bool(r.get("main_task", True))
+    rows = data.select(lambda r: r.get("adapter") == "full" and _rlvr(r) and main_task(r)
                        and str(r.get("dtype")) in ("float32", "nan"))
     pairs: dict[tuple[str, str], None] = {}
     for s in data.sweep.settings:
@@ -268,7 +278,7 @@ def p5_precision(data: ClaimData) -> list[Part]:
         bf, ab = data.value(r, "geo:sparsity_bf16"), data.value(r, "geo:sparsity_abs")
         vals.append(div(bf - ab, bf))
     bf16 = data.group(lambda r: r.get("adapter") == "full" and _rlvr(r) and r.get("dtype") == "bfloat16"
-                      and bool(r.get("main_task", True)))
+                      and main_task(r))
     note = ""
     if len(bf16) and "geo:sparsity_abs" in bf16:
         note = f"bf16-trained RLVR: sparsity |Δ|≤1e-5 = {bf16['geo:sparsity_abs'].mean():.3f} (n={len(bf16)})"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.claims.base import Claim, Part, register
-from harness.claims.data import ClaimData, over_seeds
+from harness.claims.data import ClaimData, main_task, over_seeds
 from harness.claims.path_not_taken import cross_parts
 
 SOURCE = "RL Finetunes Small Subnetworks (arXiv 2505.11711)"
@@ -15,7 +15,7 @@ FULL_RANK = 0.9
 
 def _rlvr_full(dtype: str):
     return lambda r: (r.get("adapter") == "full" and r.get("objective") == "rlvr" and r.get("beta") == 0
-                      and bool(r.get("main_task", True))
+                      and main_task(r)
                       and str(r.get("dtype")) == dtype)
 
 
