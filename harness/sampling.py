@@ -1,0 +1,97 @@
+"""Keyed sampling: rollouts that depend on the run's seed and on *which* completion of the global batch they are,
+never on how the batch was split over processes or padded into generate calls.
+
+Why: with torch's sampler, the tokens a completion gets depend on the order in which the batch consumes the
+random stream, so the same seed on 1 and on 2 processes samples different rollouts, and an RLVR run is not
+the same experiment at any world size (issue 17). Here each completion's next token is the Gumbel-max sample
+
+    argmax_v  log softmax(logits / T)_v + G_v,   G_v = -log(-log U_v),
+
+which is an exact draw from softmax(logits / T), with the uniforms U drawn from a generator seeded by
+(run seed, generate call, global row, decoding step): the k-th completion of the global batch gets the same
+noise whichever process samples it. The draw is made by greedy decoding through a ``LogitsProcessor``, so
+TRL's own generation path (``unwrapped_model.generate``) runs unchanged; :func:`keyed_generate` wraps that
+one method of the policy model. torch has no per-row generator for ``multinomial``, hence the few lines here.
+
+Rows are numbered as TRL lays out a generation batch: the global batch is cut into contiguous per-process
+slices in rank order (accelerate's batch sharding), so global row = (call × world + rank) × rows + i.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from harness import dist
+
+# objective.sampler: keyed (this module) | torch (the library's own multinomial sampling). Imports nothing
+# heavy at module level, so validation reads this tuple without loading torch.
+SAMPLERS = ("keyed", "torch")
+
+
+def row_seed(*key: int) -> int:
+    """A 63-bit seed from integers (stable across processes and Python runs, unlike ``hash``)."""
+    return int.from_bytes(hashlib.blake2b(repr(key).encode(), digest_size=8).digest(), "little") >> 1
+
+
+class KeyedGumbel:
+    """Turns greedy decoding into sampling at ``temperature`` with per-row keyed noise (module docstring); a
+    ``transformers`` logits processor (any callable ``(input_ids, scores) -> scores`` is one)."""
+
+    def __init__(self, seed: int, call: int, rows: list[int], temperature: float = 1.0):
+        self.seed, self.call, self.rows, self.temperature = int(seed), int(call), list(rows), float(temperature)
+        self.step = 0  # decoding step within this generate call (the prompt's padded length is not world-invariant)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        if scores.shape[0] != len(self.rows):
+            raise ValueError(f"keyed sampling: {scores.shape[0]} rows but {len(self.rows)} keys")
+        logp = torch.log_softmax(scores.float() / self.temperature, dim=-1)
+        noise = torch.empty_like(logp)
+        for i, row in enumerate(self.rows):
+            gen = torch.Generator(device=logp.device).manual_seed(row_seed(self.seed, self.call, row, self.step))
+            noise[i].uniform_(generator=gen)
+        self.step += 1
+        # U in (0, 1): uniform_ can return 0 exactly, whose Gumbel value would be -inf
+        tiny = torch.finfo(noise.dtype).tiny
+        return logp - torch.log(-torch.log(noise.clamp_(min=tiny, max=1 - 1e-7)))
+
+
+def _check_plain(cfg: Any) -> None:
+    """Keyed sampling implements temperature only: refuse settings it would silently ignore."""
+    bad = {k: getattr(cfg, k, None) for k in ("top_k", "top_p", "min_p", "repetition_penalty", "typical_p")}
+    neutral = {"top_k": (None, 0), "top_p": (None, 1.0), "min_p": (None, 0.0), "repetition_penalty": (None, 1.0),
+               "typical_p": (None, 1.0)}
+    off = {k: v for k, v in bad.items() if v not in neutral[k]}
+    if off:
+        raise ValueError(f"objective.sampler=keyed samples at a temperature only; got {off} "
+                         "(use objective.sampler=torch for other sampling settings)")
+
+
+def keyed_generate(model: Any, seed: int) -> Any:
+    """Make ``model.generate`` sample by :class:`KeyedGumbel` whenever it is asked to sample (greedy calls, e.g.
+    the held-out accuracy, pass through). Returns ``model`` (its ``generate`` is an instance attribute now)."""
+    from transformers import LogitsProcessorList
+
+    original = model.generate
+    calls = {"n": 0}
+
+    def generate(*args: Any, generation_config: Any = None, **kwargs: Any) -> Any:
+        cfg = generation_config if generation_config is not None else model.generation_config
+        if not kwargs.get("do_sample", getattr(cfg, "do_sample", False)):
+            return original(*args, generation_config=generation_config, **kwargs)
+        _check_plain(cfg)
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        rows = ids.shape[0] * int(kwargs.get("num_return_sequences") or getattr(cfg, "num_return_sequences", 1) or 1)
+        first = (calls["n"] * dist.world_size() + dist.rank()) * rows
+        proc = KeyedGumbel(seed, calls["n"], list(range(first, first + rows)), getattr(cfg, "temperature", 1.0) or 1.0)
+        calls["n"] += 1
+        greedy = cfg.__class__.from_dict({**cfg.to_dict(), "do_sample": False, "temperature": None, "top_k": None,
+                                          "top_p": None, "min_p": None})
+        kwargs.pop("do_sample", None)
+        extra = LogitsProcessorList([*(kwargs.pop("logits_processor", None) or []), proc])
+        return original(*args, generation_config=greedy, logits_processor=extra, **kwargs)
+
+    model.generate = generate
+    return model
