@@ -33,7 +33,10 @@ from typing import Any
 #: count against it, since the other ranks wait on the store, not in a collective.
 DEFAULT_TIMEOUT_S = 1800
 
-_STATE: dict[str, Any] = {"store": None, "generation": 0, "job": 0, "timeout_s": DEFAULT_TIMEOUT_S}
+_STATE: dict[str, Any] = {"store": None, "generation": 0, "job": 0, "timeout_s": DEFAULT_TIMEOUT_S,
+                          # True while the main process runs a main-only block: the others wait on the store, so a
+                          # failure there needs no abort (the process group stays usable)
+                          "others_waiting": False, "aborted": False}
 
 
 class RankFailed(RuntimeError):
@@ -131,17 +134,27 @@ def _store():
 
 
 def recover() -> None:
-    """After a failed job: drop the (aborted) process group and start a fresh one on every rank, so the
-    next job of the sweep starts clean. Every rank of the failed job calls this."""
+    """After a failed job whose process group was aborted: start a fresh one, so the next job of the sweep
+    starts clean. Every rank of the failed job calls this (each aborted: a failure in a collective reaches all)."""
     import torch
     import torch.distributed as tdist
 
-    if not active():
+    if not active() or not _STATE["aborted"]:
         return
+    _STATE["aborted"] = False
+    import gc
+
     with contextlib.suppress(Exception):
         if tdist.is_initialized():
             tdist.destroy_process_group()
+    gc.collect()  # the old group's last references (a DDP reducer in a cycle): freeing it closes its connections
     _STATE["generation"] += 1
+    # Meet on the store first, with room for a rank still stuck in a collective of the old group until the
+    # collective timeout ends it (gloo under FSDP: see docs/distributed.md); then the group starts at once.
+    meet = f"recover{_STATE['generation']}"
+    store = _store()
+    store.set(f"{meet}/{rank()}", "1")
+    store.wait([f"{meet}/{r}" for r in range(world_size())], datetime.timedelta(seconds=2 * _STATE["timeout_s"] + 60))
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     tdist.init_process_group(backend, store=tdist.PrefixStore(f"pg{_STATE['generation']}", _STATE["store"]),
                              rank=rank(), world_size=world_size(),
@@ -151,6 +164,7 @@ def recover() -> None:
 def begin_job() -> None:
     """Every rank calls this at the start of each job: keys in the store are per job."""
     _STATE["job"] += 1
+    _STATE["others_waiting"] = False
 
 
 def _key(name: str) -> str:
@@ -211,7 +225,9 @@ def failure() -> str | None:
 def fail(exc: BaseException) -> str:
     """This rank caught ``exc`` during a job: the reason to record on every rank. If another rank failed first
     (``exc`` is then usually its echo, e.g. a closed connection), that rank's reason; else this rank's, which is
-    published for the others. The process group is aborted so no rank waits in a collective."""
+    published for the others. The process group is aborted so that no rank waits in a collective, unless no rank
+    can be in one: the main process failed in a main-only block (the others wait on the store), or this rank
+    learnt of the failure while waiting there."""
     own = f"{type(exc).__name__}: {exc}" if not isinstance(exc, RankFailed) else str(exc)
     if not active() or _STATE["store"] is None:
         return own
@@ -222,7 +238,8 @@ def fail(exc: BaseException) -> str:
         # the first rank to fail names the reason; a later one (an echo) keeps it
         stored = store.compare_set(_key("fail"), "", reason).decode()
         remote = stored if stored else reason
-    _abort()
+    if not (isinstance(exc, RankFailed) or (is_main() and _STATE["others_waiting"])):
+        _abort()
     return remote or own
 
 
@@ -231,6 +248,7 @@ def _abort() -> None:
 
     if not tdist.is_initialized():
         return
+    _STATE["aborted"] = True
     try:  # every pending collective of every rank ends with an error at once
         tdist.distributed_c10d._abort_process_group()
     except Exception:  # an older torch or a backend without abort: a plain destroy (peers time out)
@@ -262,7 +280,9 @@ def main_only(name: str) -> Iterator[bool]:
         yield True
         return
     if is_main():
+        _STATE["others_waiting"] = True
         yield True
+        _STATE["others_waiting"] = False
         _store().set(_key(f"done/{name}"), "1")
     else:
         _wait(f"done/{name}")
@@ -276,7 +296,9 @@ def main_first(name: str) -> Iterator[None]:
         yield
         return
     if is_main():
+        _STATE["others_waiting"] = True
         yield
+        _STATE["others_waiting"] = False
         _store().set(_key(f"first/{name}"), "1")
     else:
         _wait(f"first/{name}")

@@ -153,8 +153,10 @@ class InjectedFault(RuntimeError):
 
 def _fault_here(cfg: DictConfig, stage: str, job_dir: Path) -> bool:
     f = cfg.get("fault") or {}
+    job = f.get("job")
+    parts = [job] if isinstance(job, str) else list(job or [])
     return (f.get("rank") is not None and int(f.rank) == dist.rank() and f.get("stage", "train") == stage
-            and (not f.get("job") or str(f.job) in job_dir.name))
+            and all(str(p) in job_dir.name for p in parts))
 
 
 def fault_point(cfg: DictConfig, stage: str, job_dir: Path) -> None:
@@ -227,6 +229,7 @@ def run_job(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
         print(f"[harness] run {job_dir}" + (f" on {dist.world_size()} processes" if dist.active() else ""),
               flush=True)
         start_wandb(cfg, job_dir, rec)  # a W&B start failure is recorded; the run goes on without logging
+    failed = False
     try:
         train_run(cfg, job_dir, rec)
         dist.agree()  # a rank that failed after the main process finished fails the run here
@@ -244,11 +247,16 @@ def run_job(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
         FAILED.append(f"{job_dir}: {reason}")
         print(f"[harness] FAILED {job_dir.name}{f' (rank {dist.rank()})' if dist.active() else ''}: {reason}",
               file=sys.stderr, flush=True)
-        dist.recover()  # a fresh process group for the next job
+        failed = True
     finally:
         if dist.is_main():
             finish_wandb(rec)
         free_memory()  # the basic launcher runs the next job in this process
+    if failed:
+        # Outside the except block: the traceback's frames, and with them the trainer whose DDP/FSDP wrapper holds
+        # the old process group, are gone, so the group really closes (gloo has no abort: its sockets close only
+        # when the group is freed, and that is what ends the other ranks' collectives at once).
+        dist.recover()  # a fresh process group for the next job
     if dist.is_main():
         print(f"[harness] {rec.data['status']} in {rec.data['timings'].get('total', 0):.1f}s: {job_dir}", flush=True)
 

@@ -133,9 +133,9 @@ def final_model(trainer: Any, trained: torch.nn.Module, adapter: Any, cfg: Any, 
     rebuilt = build_adapter(cfg.adapter, seed=cfg.seed)
     model = rebuilt.prepare(fresh)
     expected = set(model.state_dict())
-    missing, unexpected = expected - set(state), set(state) - expected
-    if missing or unexpected:
-        raise RuntimeError(f"gathered state does not match the model: missing {sorted(missing)[:3]}, "
-                           f"unexpected {sorted(unexpected)[:3]}")
-    model.load_state_dict(state)
+    missing = expected - set(state)
+    if missing:
+        raise RuntimeError(f"the gathered state lacks {len(missing)} tensors of the model, e.g. {sorted(missing)[:3]}")
+    # Keys the trainer added (TRL's frozen "ref" adapter copy for a KL reference) are not part of the run's model.
+    model.load_state_dict({k: v for k, v in state.items() if k in expected})
     return model, rebuilt

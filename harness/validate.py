@@ -144,7 +144,8 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("dist.fsdp", BOOL, None),
     ("fault.rank", integer(0, null=True), None),
     ("fault.stage", one_of("start", "train", "end"), None),
-    ("fault.job", Rule(lambda v: v is None or isinstance(v, str), "a text or null"), None),
+    ("fault.job", Rule(lambda v: v is None or isinstance(v, str) or STRINGS.ok(v), "a text, a list of texts or null"),
+     None),
     # model
     ("model.dtype", one_of(*DTYPE_NAMES), None),
     ("model.device", DEVICE, None),
