@@ -82,7 +82,7 @@ def warmed_base(src: Path | str, model_cfg: DictConfig, warm: DictConfig) -> Pat
             import sys
 
             spec = {"src": str(src), "model": OmegaConf.to_container(model_cfg, resolve=True), "out": str(out)}
-            subprocess.run([sys.executable, "-m", "harness.warmup", json.dumps(spec)], check=True,
+            subprocess.run([sys.executable, "-m", "harness.models", json.dumps(spec)], check=True,
                            env=dist.single_process_env())
         else:
             build_warmed(src, model_cfg, out)
@@ -147,3 +147,11 @@ def load_base(model_cfg: DictConfig, base: Path | str | None = None, device: str
 def device_for(cfg: DictConfig) -> str:
     """``auto`` picks CUDA when present (this rank's GPU when several processes run), else CPU."""
     return dist.device(cfg.get("device", "auto"))
+
+
+if __name__ == "__main__":  # the warm-up's single-process child (warmed_base, on several processes)
+    import json
+    import sys
+
+    spec = json.loads(sys.argv[1])
+    build_warmed(spec["src"], OmegaConf.create(spec["model"]), Path(spec["out"]))

@@ -39,6 +39,16 @@ FAILED: list[str] = []
 OmegaConf.register_new_resolver("harness_job_dir", lambda items: job_dir_name(list(items)), replace=True)
 
 
+def visible_gpus() -> int:
+    """The GPUs this process can see (``hydra/launcher=local`` hands them to its jobs instead of hiding them)."""
+    import torch
+
+    return torch.cuda.device_count()
+
+
+OmegaConf.register_new_resolver("harness_gpus", visible_gpus, replace=True)
+
+
 def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
     """The body of one run: base -> adapter -> objective -> merged delta -> evaluation.
 
@@ -212,11 +222,12 @@ def main(cfg: DictConfig) -> None:
         return
     slots = cfg.get("max_local_jobs") or default_slots(hc.launcher.get("_target_"))
     threads = threads_per_job(slots)
-    if threads:  # jobs sharing this machine split its cores instead of each taking them all
+    if threads:  # jobs sharing this machine split its cores instead of each taking them all (and a job's ranks)
         import torch
 
-        torch.set_num_threads(threads)
-    with job_slot(job_dir.parent, slots):
+        torch.set_num_threads(max(1, threads // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    # A job holds one slot, whatever its number of processes: its main process takes it for all of them.
+    with job_slot(job_dir.parent, slots if dist.is_main() else None):
         run_job(cfg, job_dir, rec)
 
 

@@ -3,7 +3,7 @@ format and training prompts spread over pass rates (the raw SmolLM2 scores ~0.13
 
 This module only trains; :func:`harness.models.warmed_base` caches the result by a hash of the source and the
 warm-up settings, and every run of every sweep that names the same settings starts from it. When a run has
-several processes the warm-up is built in a single-process child, ``python -m harness.warmup <json spec>``.
+several processes the warm-up is built in a single-process child, ``python -m harness.models <json spec>``.
 """
 
 from __future__ import annotations
@@ -25,14 +25,3 @@ def format_warmup(model: Any, tok: Any, warm: DictConfig, device: str, work_dir:
     sft.train(model, tok, task, warm, lr=warm.lr, seed=warm.get("seed", 0), out_dir=work_dir, device=device,
               label="warm-up")
 
-
-if __name__ == "__main__":
-    import json
-    import sys
-
-    from omegaconf import OmegaConf
-
-    from harness.models import build_warmed
-
-    spec = json.loads(sys.argv[1])
-    build_warmed(spec["src"], OmegaConf.create(spec["model"]), Path(spec["out"]))

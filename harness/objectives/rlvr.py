@@ -12,6 +12,7 @@ rollouts on any number of processes.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from collections import defaultdict
@@ -122,9 +123,14 @@ def train_with_ledger(trainer_cls, args, model, tokenizer, task, cfg, out_dir: P
         from harness.sampling import keyed_generate
 
         keyed_generate(model, args.seed)
-    trainer = trainer_cls(model=model, reward_funcs=[make_reward(task, ledger)], args=args,
-                          train_dataset=data, processing_class=tokenizer,
-                          callbacks=callbacks(cfg, task, tokenizer, out_dir, label))
+    from harness import vllm_sync
+
+    with vllm_sync.seeded_engine(args.seed) if args.use_vllm else contextlib.nullcontext():
+        trainer = trainer_cls(model=model, reward_funcs=[make_reward(task, ledger)], args=args,
+                              train_dataset=data, processing_class=tokenizer,
+                              callbacks=callbacks(cfg, task, tokenizer, out_dir, label))
+    if args.use_vllm:
+        vllm_sync.install(trainer)  # LoRA-family: merged weights out of place, the base stays exact
     try:
         trainer.train()
     except BaseException:
