@@ -128,6 +128,10 @@ def load_model(path: Path | str, dtype: str = "float32", device: str = "cpu", fs
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype(dtype))
     if device != "cpu" and not fsdp:
         model = model.to(device)
+    if not fsdp:
+        from harness.sampling import remember
+
+        remember(model, path)  # its weights are on disk: vLLM measurements may load them from there
     tok = AutoTokenizer.from_pretrained(str(path))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

@@ -26,7 +26,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from harness import CONF_DIR as PACKAGE_CONF  # noqa: E402
-from harness import dist  # noqa: E402
+from harness import dist, sampling  # noqa: E402
 from harness.cli import validate_argv  # noqa: E402
 from harness.overrides import job_dir_name  # noqa: E402
 from harness.record import RunRecord  # noqa: E402
@@ -77,7 +77,7 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
     if cfg.get("prompt_filter") and cfg.prompt_filter.get("enabled", False):
         from harness.prompt_filter import filter_task
 
-        with rec.stage("prompt_filter"), dist.main_first("prompt_filter"):
+        with rec.stage("prompt_filter"), dist.main_first("prompt_filter"), sampling.engine(engine_of(cfg)):
             task, info = filter_task(cfg, task, base, device)
         rec.update(prompt_filter=info)
     torch.manual_seed(cfg.seed)
@@ -130,10 +130,20 @@ def measure_run(cfg: DictConfig, job_dir: Path, rec: RunRecord, trained, adapter
                   metadata={"base_dir": str(base), "adapter": cfg.adapter.name, "objective": cfg.objective.name,
                             "delta_method": exact.info()["delta_method"]})
     merged.eval()
-    if cfg.get("save_model", False):  # a full checkpoint, e.g. for `python -m harness.analyze base=... tuned=...`
+    sampling.remember(trained, None)  # trained weights are not the checkpoint it was loaded from
+    sampling.remember(merged, None)
+    engine = engine_of(cfg)
+    if cfg.get("save_model", False) or engine == "vllm":  # a checkpoint (`harness.analyze base=... tuned=...`; vLLM)
         models.save_checkpoint(merged, tok, job_dir / "model")
+        sampling.remember(merged, job_dir / "model")
     rec.update(delta_norm=float(sum(v.float().pow(2).sum() for v in delta.values()) ** 0.5))
-    after_training(cfg, job_dir, rec, merged, tok, task, base)
+    with sampling.engine(engine):
+        after_training(cfg, job_dir, rec, merged, tok, task, base)
+
+
+def engine_of(cfg: DictConfig) -> str:
+    """Where the measurements sample: through vLLM when the run generates with it (``objective.use_vllm``)."""
+    return "vllm" if OmegaConf.select(cfg, "objective.use_vllm", default=False) else "hf"
 
 
 # Post-training measurements on the in-memory merged model, in order: (config block, module, function). Each

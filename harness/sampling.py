@@ -19,7 +19,12 @@ slices in rank order (accelerate's batch sharding), so global row = (call × wor
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from harness import dist
@@ -95,3 +100,75 @@ def keyed_generate(model: Any, seed: int) -> Any:
 
     model.generate = generate
     return model
+
+
+# --- measurements through vLLM (objective.use_vllm=true) ----------------------------------------------------
+# The prompt filter, pass rates, pass@k, KL's samples and lm-eval sample many completions from a fixed model; with
+# vLLM on, they go through a vLLM engine built on the model's checkpoint on disk instead of HF ``generate``. A
+# model is sampled through vLLM only if the harness knows where its weights are on disk (:func:`remember`): a base
+# loaded from a checkpoint, or a run's merged model after it was saved; anything else raises rather than sampling
+# some other weights. Not run here (vLLM needs a GPU): see docs/distributed.md.
+
+_ENGINE: contextvars.ContextVar[str] = contextvars.ContextVar("sampling_engine", default="hf")
+_ON_DISK: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def engine(name: str) -> Iterator[None]:
+    """Sample (and evaluate) through ``hf`` (in-process ``generate``) or ``vllm`` inside the block."""
+    token = _ENGINE.set(name)
+    try:
+        yield
+    finally:
+        _ENGINE.reset(token)
+
+
+def current_engine() -> str:
+    return _ENGINE.get()
+
+
+def remember(model: Any, checkpoint: str | Path | None) -> None:
+    """``model``'s weights are those of ``checkpoint`` (None: they are not on disk, e.g. after training)."""
+    if checkpoint is None:
+        _ON_DISK.pop(model, None)
+    else:
+        _ON_DISK[model] = str(checkpoint)
+
+
+def checkpoint_of(model: Any) -> str:
+    try:
+        return _ON_DISK[model]
+    except (KeyError, TypeError):
+        raise RuntimeError("vLLM sampling needs the model's weights on disk; this model's are not "
+                           "(a harness bug: the run saves its merged model before measuring with vLLM)") from None
+
+
+def vllm_completions(model: Any, tok: Any, examples: list, k: int, temperature: float, max_new_tokens: int,
+                     seed: int) -> dict[str, list[dict]]:
+    """``k`` completions per example sampled by vLLM from ``model``'s checkpoint, in the shape of
+    :func:`harness.unlearn.passrate.sample_completions` (text, token ids up to and including EOS, eos)."""
+    import gc
+
+    import torch
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=checkpoint_of(model), seed=int(seed), dtype=str(next(model.parameters()).dtype).split(".")[-1],
+              gpu_memory_utilization=0.3, enforce_eager=True)
+    params = SamplingParams(n=int(k), temperature=float(temperature), top_p=1.0, max_tokens=int(max_new_tokens),
+                            seed=int(seed))
+    out: dict[str, list[dict]] = {}
+    eos = tok.eos_token_id
+    for e, result in zip(examples, llm.generate([e.prompt for e in examples], params)):
+        rows = []
+        for c in result.outputs:
+            ids = list(c.token_ids)
+            finished = c.finish_reason == "stop"
+            if finished and eos is not None and (not ids or ids[-1] != eos):
+                ids.append(eos)
+            rows.append({"text": c.text, "ids": ids, "eos": finished})
+        out[e.id] = rows
+    del llm
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return out
