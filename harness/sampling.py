@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import hashlib
 import weakref
 from collections.abc import Iterator
@@ -83,20 +84,19 @@ def keyed_generate(model: Any, seed: int) -> Any:
     calls = {"n": 0}
 
     def generate(*args: Any, generation_config: Any = None, **kwargs: Any) -> Any:
-        cfg = generation_config if generation_config is not None else model.generation_config
-        if not kwargs.get("do_sample", getattr(cfg, "do_sample", False)):
+        cfg = copy.deepcopy(generation_config if generation_config is not None else model.generation_config)
+        rest = cfg.update(**kwargs)  # generation settings given as keywords join the config; inputs stay
+        if not cfg.do_sample:
             return original(*args, generation_config=generation_config, **kwargs)
         _check_plain(cfg)
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        rows = ids.shape[0] * int(kwargs.get("num_return_sequences") or getattr(cfg, "num_return_sequences", 1) or 1)
+        ids = rest.get("input_ids", args[0] if args else None)
+        rows = ids.shape[0] * int(cfg.num_return_sequences or 1)
         first = (calls["n"] * dist.world_size() + dist.rank()) * rows
-        proc = KeyedGumbel(seed, calls["n"], list(range(first, first + rows)), getattr(cfg, "temperature", 1.0) or 1.0)
+        proc = KeyedGumbel(seed, calls["n"], list(range(first, first + rows)), cfg.temperature or 1.0)
         calls["n"] += 1
-        greedy = cfg.__class__.from_dict({**cfg.to_dict(), "do_sample": False, "temperature": None, "top_k": None,
-                                          "top_p": None, "min_p": None})
-        kwargs.pop("do_sample", None)
-        extra = LogitsProcessorList([*(kwargs.pop("logits_processor", None) or []), proc])
-        return original(*args, generation_config=greedy, logits_processor=extra, **kwargs)
+        cfg.do_sample, cfg.temperature, cfg.top_k, cfg.top_p, cfg.min_p = False, None, None, None, None
+        extra = LogitsProcessorList([*(rest.pop("logits_processor", None) or []), proc])
+        return original(*args, generation_config=cfg, logits_processor=extra, **rest)
 
     model.generate = generate
     return model

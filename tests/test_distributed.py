@@ -216,3 +216,28 @@ def test_mixed_precision_comes_from_the_config_not_the_environment(work):
 
 def runs_single(root: Path) -> list[tuple[Path, dict]]:
     return [(p.parent, json.loads(p.read_text())) for p in root.glob("single/*/run.json")]
+
+
+def test_ledgers_of_two_ranks_merge_into_the_single_process_ledger(monkeypatch):
+    """Rank 0 scored the first half of each step's batch, rank 1 the second: merged, the counts add up and the
+    kept correct rollouts are the first ``keep`` of each prompt in the order one process scored them."""
+    from harness.objectives.rlvr import Ledger
+
+    batch = [(0, "a", True, [1]), (0, "a", True, [2]), (0, "b", False, [3]), (0, "b", True, [4]),
+             (1, "a", True, [5]), (1, "b", True, [6]), (1, "a", True, [7]), (1, "b", True, [8])]
+    one = Ledger(keep=2)
+    for step, pid, ok, ids in batch:
+        one.add(step, pid, ok, ids, "x")
+    halves = []
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        part = Ledger(keep=2)
+        for step in (0, 1):
+            rows = [r for r in batch if r[0] == step]
+            for _, pid, ok, ids in rows[2 * rank: 2 * rank + 2]:
+                part.add(step, pid, ok, ids, "x")
+        halves.append(part)
+    merged = one.merge(halves)
+    assert dict(merged.counts) == dict(one.counts)
+    assert {p: [r["ids"] for r in rows] for p, rows in merged.correct.items()} == \
+           {p: [r["ids"] for r in rows] for p, rows in one.correct.items()} == {"a": [[1], [2]], "b": [[4], [6]]}
