@@ -89,8 +89,14 @@ def keyed_generate(model: Any, seed: int) -> Any:
         if not cfg.do_sample:
             return original(*args, generation_config=generation_config, **kwargs)
         _check_plain(cfg)
+        n = int(cfg.num_return_sequences or 1)
+        if n > 1:  # greedy decoding takes one sequence per row: expand the rows as sampling would
+            for key in ("input_ids", "attention_mask"):
+                if key in rest:
+                    rest[key] = rest[key].repeat_interleave(n, dim=0)
+            cfg.num_return_sequences = 1
         ids = rest.get("input_ids", args[0] if args else None)
-        rows = ids.shape[0] * int(cfg.num_return_sequences or 1)
+        rows = ids.shape[0]
         first = (calls["n"] * dist.world_size() + dist.rank()) * rows
         proc = KeyedGumbel(seed, calls["n"], list(range(first, first + rows)), cfg.temperature or 1.0)
         calls["n"] += 1
@@ -99,6 +105,13 @@ def keyed_generate(model: Any, seed: int) -> Any:
         return original(*args, generation_config=cfg, logits_processor=extra, **rest)
 
     model.generate = generate
+    return model
+
+
+def plain_generate(model: Any) -> Any:
+    """Undo :func:`keyed_generate`: ``model.generate`` is the class's own again (after training, measurements
+    sample with their own seeds)."""
+    model.__dict__.pop("generate", None)
     return model
 
 

@@ -69,3 +69,27 @@ def test_greedy_calls_pass_through_and_other_samplers_are_refused(tiny):
         assert torch.equal(plain, greedy)
         with pytest.raises(ValueError, match="objective.sampler=keyed samples at a temperature only"):
             model.generate(**enc, do_sample=True, top_k=5, max_new_tokens=6, pad_token_id=tok.pad_token_id)
+
+
+def test_several_sequences_per_prompt_and_undoing_the_wrapper(tiny):
+    """``num_return_sequences`` = k samples the same k keyed rows as the prompt repeated k times; after training
+    the model samples with the library again (plain_generate)."""
+    from harness.sampling import plain_generate
+
+    enc_kw = dict(do_sample=True, temperature=1.0, top_k=0, max_new_tokens=6, min_new_tokens=6)
+    outs = []
+    for repeat in (False, True):
+        model, tok = load_model(tiny)
+        keyed_generate(model, 1)
+        enc = tok(["Say the digit 3 (1)"], return_tensors="pt")
+        with torch.no_grad():
+            if repeat:
+                outs.append(model.generate(**{k: v.repeat(3, 1) for k, v in enc.items()}, **enc_kw,
+                                           pad_token_id=tok.pad_token_id))
+            else:
+                outs.append(model.generate(**enc, num_return_sequences=3, **enc_kw, pad_token_id=tok.pad_token_id))
+    assert torch.equal(outs[0], outs[1])
+    assert len({tuple(r.tolist()) for r in outs[0]}) > 1  # distinct samples
+    assert "generate" in model.__dict__
+    plain_generate(model)
+    assert "generate" not in model.__dict__

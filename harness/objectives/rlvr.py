@@ -137,6 +137,10 @@ def train_with_ledger(trainer_cls, args, model, tokenizer, task, cfg, out_dir: P
         if dist.is_main():
             ledger.write(out_dir / "ledger.csv")
         raise
+    finally:
+        from harness.sampling import plain_generate
+
+        plain_generate(model)
     merged = ledger.gathered()
     if merged is not None:
         merged.write(out_dir / "ledger.csv")
