@@ -203,11 +203,6 @@ def gather(obj: Any) -> list[Any] | None:
     return out
 
 
-def agree() -> None:
-    """A barrier at the end of a job: a rank that failed since (and aborted the group) makes it raise here."""
-    barrier()
-
-
 # --- failures ----------------------------------------------------------------------------------------------
 
 
@@ -249,7 +244,7 @@ def _abort() -> None:
     if not tdist.is_initialized():
         return
     _STATE["aborted"] = True
-    try:  # every pending collective of every rank ends with an error at once
+    try:  # NCCL: pending collectives end at once; gloo: connections close once the group is freed (recover)
         tdist.distributed_c10d._abort_process_group()
     except Exception:  # an older torch or a backend without abort: a plain destroy (peers time out)
         with contextlib.suppress(Exception):

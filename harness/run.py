@@ -253,7 +253,7 @@ def run_job(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
     failed = False
     try:
         train_run(cfg, job_dir, rec)
-        dist.agree()  # a rank that failed after the main process finished fails the run here
+        dist.barrier()  # a rank that failed after the main process finished (and aborted the group) fails it here
         rec.finish("done")
     except Terminated as exc:  # the launch is ending: record why, do not wait for the other ranks
         rec.finish("failed", str(exc))
