@@ -12,7 +12,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from harness.store import atomic_write_json, read_json
+from harness.overrides import LAUNCH_KEYS
+from harness.store import atomic_write_json, read_json, settings_hash
 
 PACKAGES = ("torch", "transformers", "peft", "trl", "lm_eval", "hydra-core", "wandb", "reasoning_gym")
 
@@ -33,6 +34,29 @@ def git_sha() -> str:
                               cwd=Path(__file__).parent).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def settings_of(cfg: DictConfig) -> dict:
+    """The resolved config without the keys that only say where or how a job runs: what its numbers depend on."""
+    from omegaconf import OmegaConf
+
+    return {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in LAUNCH_KEYS}
+
+
+def changed_settings(stored: dict | None, now: dict) -> list[str]:
+    """Dotted keys whose value differs between a run's stored settings and ``now`` (empty when nothing was
+    stored: a run from before settings were recorded)."""
+    if not stored:
+        return []
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    a, b = flat(stored), flat(now)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
 
 
 def read_run(job_dir: Path) -> dict | None:
@@ -61,6 +85,8 @@ class RunRecord:
             "adapter": cfg.adapter.name, "objective": cfg.objective.name, "task": cfg.task.name,
             "model": cfg.model.name, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "timings": {},
             "versions": versions(), "git_sha": git_sha(), "pid": os.getpid(),
+            # what the numbers depend on: a relaunch retrains a done run whose settings changed since
+            "settings": settings_of(cfg), "settings_hash": settings_hash(settings_of(cfg)),
         }
         self.save()
 

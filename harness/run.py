@@ -29,7 +29,7 @@ from harness import CONF_DIR as PACKAGE_CONF  # noqa: E402
 from harness import dist, sampling  # noqa: E402
 from harness.cli import validate_argv  # noqa: E402
 from harness.overrides import job_dir_name  # noqa: E402
-from harness.record import RunRecord  # noqa: E402
+from harness.record import RunRecord, changed_settings, settings_of  # noqa: E402
 
 CONF_DIR = str(PACKAGE_CONF)
 # Reasons of the runs of this process that failed: a single run (no -m) that failed exits non-zero.
@@ -90,6 +90,9 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
     # Seeds are set before the adapter is built: TRL seeds only after get_peft_model.
     adapter = build_adapter(cfg.adapter, seed=cfg.seed)
     trained = adapter.prepare(model)
+    rec.update(parameters=adapter.parameter_counts(trained))
+    if original and not fsdp:  # on the main process, which holds W0 (FSDP's shards are not checked)
+        adapter.check_identity(trained, original, names)
     # A new objective may take another objective's default lr from the adapter (objective.adapter_lr).
     lr = float(obj.lr) if obj.get("lr") is not None else adapter.learning_rate(obj.get("adapter_lr") or obj.name)
     rec.update(lr=lr)
@@ -219,10 +222,14 @@ def main(cfg: DictConfig) -> None:
     # The job directory is the main process's (the others' Hydra writes into a throwaway dir, see cli()).
     job_dir = Path(dist.broadcast(str(hc.runtime.output_dir)))
     rec = RunRecord(job_dir, write=dist.is_main())
-    if dist.broadcast(rec.status() == "done") and not cfg.get("force", False):
+    changed = changed_settings(rec.data.get("settings"), settings_of(cfg)) if rec.status() == "done" else []
+    if dist.broadcast(rec.status() == "done" and not changed) and not cfg.get("force", False):
         if dist.is_main():
             print(f"[harness] skip {job_dir.name}: already done", flush=True)
         return
+    if changed and dist.is_main():  # e.g. an adapter's YAML was edited: the stored run is not this config's
+        print(f"[harness] rerun {job_dir.name}: done with other settings ({', '.join(changed[:6])}"
+              f"{', ...' if len(changed) > 6 else ''})", flush=True)
     only = cfg.get("run_objectives")
     if only and cfg.objective.name not in only:  # a grid cell the study does not want (e.g. SFT with a KL arm)
         rec.start(cfg)

@@ -39,6 +39,7 @@ def test_identity_at_init(name, tiny_base):
     prepared = adapter.prepare(model)
     after = prepared(**ids).logits.detach()
     torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
+    assert adapter.check_identity(prepared, original, names) <= 4 * torch.finfo(torch.float32).eps  # what a run checks
     delta = adapter.delta(prepared, original, names)
     if DELTA_METHOD[name] == "merged_difference":  # DoRA's merge renormalizes: fp32 rounding remains
         assert max(d.abs().max().item() for d in delta.weights.values()) < 1e-5
@@ -174,3 +175,37 @@ def test_any_peft_method_from_the_command_line(tmp_path):
     assert '"done"' in run.read_text()
     delta = load_file(str(run.parent / "delta.safetensors"))
     assert sum(d.abs().sum().item() for d in delta.values()) > 0
+
+
+FOURIER = "+adapter.peft_config={_target_:peft.FourierFTConfig,n_frequency:16,target_modules:[q_proj,v_proj]"
+
+
+@pytest.mark.parametrize("init_weights", [False, True])
+def test_an_adapter_that_is_not_the_identity_at_init_is_refused(init_weights, tiny_base):
+    """peft's FourierFT starts from a random spectrum by default (``init_weights=False``): ΔW would then hold
+    that random start (measured 37 x ‖W0‖ on SmolLM2, issue 20). The run refuses it at step 0; with
+    ``init_weights=true`` it is the identity and passes."""
+    cfg = compose("model=tiny", "adapter=peft", FOURIER + f",init_weights:{str(init_weights).lower()}}}")
+    model, _ = load_model(tiny_base)
+    names = analyzed_weights(model.state_dict())
+    original = clone_state(model, names)
+    adapter = build_adapter(cfg.adapter, seed=0)
+    prepared = adapter.prepare(model)
+    if init_weights:
+        assert adapter.check_identity(prepared, original, names) == 0.0
+    else:
+        with pytest.raises(ValueError, match="'peft' is not the identity at step 0"):
+            adapter.check_identity(prepared, original, names)
+
+
+def test_trainable_parameters_are_counted(tiny_base):
+    model, _ = load_model(tiny_base)
+    total = sum(p.numel() for p in model.parameters())
+    for name, expect in (("full", lambda a, m: total), ("sparse", lambda a, m: sum(int(x.sum()) for x in a.masks.values())),
+                         ("lora", lambda a, m: sum(p.numel() for n, p in m.named_parameters() if "lora_" in n))):
+        model, _ = load_model(tiny_base)
+        adapter = build_adapter(compose("model=tiny", f"adapter={name}").adapter, seed=0)
+        prepared = adapter.prepare(model)
+        counts = adapter.parameter_counts(prepared)
+        assert counts["trainable"] == expect(adapter, prepared) > 0
+        assert counts["total"] >= total

@@ -110,6 +110,7 @@ def test_two_processes_are_the_single_process_experiment(single, ddp, adapter, o
     d = rec["distributed"]
     assert d["world_size"] == 2 and d["engine"] == "DDP" and d["backend"] == "gloo" and len(d["devices"]) == 2
     assert d["mixed_precision"] == "no"
+    assert rec["parameters"] == ref_rec["parameters"] and 0 < rec["parameters"]["trainable"] <= rec["parameters"]["total"]
     # the config's batch is global: the same on 1 and 2 processes, split in half per device
     assert d["global_batch"] == ref_rec["distributed"]["global_batch"] == 2 * d["per_device_batch"]
     assert d["global_batch"] == (8 if objective == "sft" else 64)

@@ -31,6 +31,19 @@ def test_multirun_completes_then_skips(tmp_path):
     assert r2.returncode == 0, r2.stderr[-2000:]
     assert r2.stdout.count("already done") == 2
     assert {k: v["finished"] for k, v in runs(tmp_path).items()} == stamp
+    # A done run whose settings are not the launch's (an adapter YAML edited since: here its stored record says
+    # so) is not taken as done: it retrains, and the line names the keys that changed.
+    lora = tmp_path / "t" / "adapter=lora,model=tiny,objective.steps=2" / "run.json"
+    rec = json.loads(lora.read_text())
+    rec["settings"]["adapter"]["r"] = 64
+    lora.write_text(json.dumps(rec))
+    r3 = run_cli("-m", *TINY, "objective.steps=2", "adapter=full,lora", out=tmp_path)
+    assert r3.returncode == 0, r3.stderr[-2000:]
+    assert r3.stdout.count("already done") == 1
+    assert "rerun adapter=lora,model=tiny,objective.steps=2: done with other settings (adapter.r)" in r3.stdout
+    again = runs(tmp_path)["adapter=lora,model=tiny,objective.steps=2"]
+    assert again["status"] == "done" and again["finished"] != stamp["adapter=lora,model=tiny,objective.steps=2"]
+    assert again["settings"]["adapter"]["r"] == 8
 
 
 @pytest.mark.parametrize("arg,group", [("adapter=nope", "adapter"), ("objective=ppo", "objective"),

@@ -67,6 +67,34 @@ class Adapter:
         merged = self.merged(model) if merged is None else merged
         return Delta(merged_delta(original, merged, names), dict.fromkeys(names, MERGED))
 
+    def parameter_counts(self, model: torch.nn.Module) -> dict[str, int]:
+        """What ``run.json`` records as ``parameters``: the model's and the trainable parameters (entries the
+        optimizer may change; sparse adapters count their masks)."""
+        total = sum(p.numel() for p in model.parameters())
+        return {"total": int(total), "trainable": int(sum(p.numel() for p in model.parameters() if p.requires_grad))}
+
+    def init_weights(self, model: torch.nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
+        """The analyzed matrices of the prepared model at step 0, as its forward pass uses them (merged for
+        adapters), on the CPU. Default: the model's own weights."""
+        state = model.state_dict()
+        return {n: state[n].detach().float().cpu() for n in names}
+
+    def check_identity(self, model: torch.nn.Module, original: dict[str, torch.Tensor], names: list[str]) -> float:
+        """A plug-in cannot lie: the prepared model must be the base at step 0 (ΔW = 0 before training), up to
+        the rounding of the model's dtype (PiSSA/MiLoRA rewrite the base into a residual). Raises with the reason
+        otherwise (e.g. peft's FourierFT with ``init_weights: false`` starts from a random spectrum)."""
+        now = self.init_weights(model, names)
+        err2 = sum(float((now[n].double() - original[n].double()).pow(2).sum()) for n in names)
+        ref2 = sum(float(original[n].double().pow(2).sum()) for n in names)
+        rel = (err2 / ref2) ** 0.5 if ref2 > 0 else 0.0
+        dtype = next(iter(original.values())).dtype if original else torch.float32
+        allowed = 4 * torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
+        if rel > allowed:
+            raise ValueError(f"adapter {self.name!r} is not the identity at step 0: the prepared model differs from "
+                             f"the base by {rel:.3g} (relative Frobenius; allowed {allowed:.1g} for {dtype}), so "
+                             "ΔW would not be what training moved; check its init settings")
+        return rel
+
     def learning_rate(self, objective: str) -> float:
         lr = self.cfg.lr
         if objective not in lr:
@@ -142,6 +170,22 @@ class PeftAdapter(Adapter):
 
     def merged(self, model: torch.nn.Module) -> torch.nn.Module:
         return copy.deepcopy(model).merge_and_unload(adapter_names=[self.adapter_name])
+
+    def init_weights(self, model: torch.nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
+        """Each adapted matrix merged by peft's own ``merge`` on a copy of its layer (one layer at a time, any
+        merge rule); matrices outside every adapter layer as they are."""
+        base = model.get_base_model()
+        layers = {f"{n}.weight": m for n, m in base.named_modules() if _is_tuner(m)}
+        out = {}
+        with torch.no_grad():
+            for name in names:
+                if name in layers:
+                    layer = copy.deepcopy(layers[name])
+                    layer.merge(adapter_names=[self.adapter_name])
+                    out[name] = layer.get_base_layer().weight.detach().float().cpu()
+                else:
+                    out[name] = base.get_parameter(name).detach().float().cpu()
+        return out
 
     def delta(self, model: torch.nn.Module, original: dict[str, torch.Tensor], names: list[str],
               merged: torch.nn.Module | None = None) -> Delta:

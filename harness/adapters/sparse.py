@@ -64,6 +64,12 @@ def build_mask(w: torch.Tensor, density: float, criterion: str, gen: torch.Gener
 
 @register("sparse")
 class Sparse(Adapter):
+    def parameter_counts(self, model: torch.nn.Module) -> dict[str, int]:
+        """The masked entries are what trains (the rest of each target matrix gets a zero gradient)."""
+        counts = super().parameter_counts(model)
+        counts["trainable"] = int(sum(int(m.sum()) for m in self.masks.values()))
+        return counts
+
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         cfg = self.cfg
         gen = torch.Generator().manual_seed(self.seed)
