@@ -17,6 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # as in harness.run: no hub access unless asked for
+# OpenMP threads that wait for work sleep instead of spinning. Measured on the 2-core machine shared with other
+# jobs: torch's eigh of an 896×896 Gram took 0.6-7 s with spinning threads and 0.22 s with passive ones (an
+# idle machine: the same 0.2 s either way). Must be set before torch loads; an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from harness.geometry import sources  # noqa: E402
 from harness.geometry.analyze_run import (  # noqa: E402
@@ -44,6 +48,8 @@ OPTIONS: dict[str, str] = {
     "matrix": "matrix whose spectrum is plotted (default: the one that drifted most)",
     "embeddings": "also analyze embedding / lm_head updates: true | false",
     "device": "auto | cpu | cuda (default cpu): where the decompositions run",
+    "workers": "batches of matrices analysed at once on the CPU, each with cores/workers threads (default: "
+               "min(2, cores)); memory grows with it",
     "force": "recompute analyses already stored with the same settings: true | false",
 }
 
@@ -129,6 +135,10 @@ def settings_from(opts: dict[str, str]) -> Settings:
         kw["embeddings"] = BOOL[choose("embeddings", opts["embeddings"], tuple(BOOL))]
     if "matrix" in opts:
         kw["matrix"] = opts["matrix"]
+    if "workers" in opts:
+        if not opts["workers"].isdigit() or int(opts["workers"]) < 1:
+            raise OptionError(f"error: bad workers {opts['workers']!r}; valid: an integer >= 1")
+        kw["workers"] = int(opts["workers"])
     return Settings(**kw)
 
 

@@ -30,7 +30,7 @@ from harness.geometry.aggregate import aggregate, jsonable, summary_header, summ
 from harness.geometry.cross import cross_run
 from harness.geometry.metrics import Settings, batch_metrics, columns
 from harness.geometry.sources import Checkpoint, PairDelta, RunDelta, matrix_kind, sort_names
-from harness.geometry.spectra import SpectraCache, by_shape, chunks, gram_decomp
+from harness.geometry.spectra import SpectraCache, by_shape, chunks, gram_decomp, run_batches
 from harness.pairs import pair_of
 from harness.store import atomic_write_text, settings_hash
 from harness.sweep import DELTA, SKIPPED, RunDir, run_dirs
@@ -98,31 +98,41 @@ def progress_bar(total: int, desc: str) -> tqdm:
 def analyze_delta(base: Checkpoint, delta: RunDelta | PairDelta, settings: Settings, label: str = "ΔW"
                   ) -> pd.DataFrame:
     """The per-matrix table of one ΔW against its base: batched by shape (one batch holds at most a few
-    matrices, so memory does not grow with the model), W0's part from the cache; progress bars over the
-    matrices (W0's decompositions, when not cached yet, then the metrics)."""
+    matrices, and ``settings.workers`` batches run at once, so memory does not grow with the model), W0's
+    part from the cache; progress bars over the matrices (W0's decompositions when not cached yet, then the
+    metrics)."""
     device = resolve_device(settings.device)
     names = analyzed_names(base, delta, settings)
     cache = SpectraCache.of(base, device)
     ks_of = lambda n: settings.k_values(*base.shape(n))  # noqa: E731
+    workers = settings.worker_count(device)
     todo = cache.missing(names, ks_of, settings.alpha)
     if todo:
         with progress_bar(len(todo), f"W0 decompositions ({base.path.name}, once per base)") as bar:
-            cache.ensure(todo, ks_of, settings.alpha, bar.update)
+            cache.ensure(todo, ks_of, settings.alpha, bar.update, workers)
+
+    def one(job: tuple[tuple[int, ...], list[str]]) -> list[dict]:
+        shape, chunk = job
+        ks = settings.k_values(*shape)
+        held = cache.entries(chunk)
+        w0 = torch.stack([base.get(n) for n in chunk]).to(device, torch.float32)
+        d = torch.stack([delta.get(n) for n in chunk]).to(device, torch.float32)
+        res = batch_metrics(w0, d, cache.decomp(chunk, max(ks), held),
+                            [cache.thresholds(chunk, k, settings.alpha, held) for k in ks], settings)
+        del w0, d, held
+        out = []
+        for i, name in enumerate(chunk):
+            layer, module = matrix_kind(name)
+            out.append({"name": name, "layer": layer, "module": module, "m": shape[0], "n": shape[1],
+                        "params": shape[0] * shape[1], **{k: float(v[i]) for k, v in res.items()}})
+        return out
+
+    jobs = [(shape, chunk) for shape, group in by_shape(names, base.shape).items() for chunk in chunks(group, shape)]
     rows = []
     with progress_bar(len(names), f"geometry {label}") as bar:
-        for shape, group in by_shape(names, base.shape).items():
-            ks = settings.k_values(*shape)
-            for chunk in chunks(group, shape):
-                w0 = torch.stack([base.get(n) for n in chunk]).to(device, torch.float32)
-                d = torch.stack([delta.get(n) for n in chunk]).to(device, torch.float32)
-                res = batch_metrics(w0, d, cache.decomp(chunk, max(ks)),
-                                    [cache.thresholds(chunk, k, settings.alpha) for k in ks], settings)
-                del w0, d
-                for i, name in enumerate(chunk):
-                    layer, module = matrix_kind(name)
-                    rows.append({"name": name, "layer": layer, "module": module, "m": shape[0], "n": shape[1],
-                                 "params": shape[0] * shape[1], **{k: float(v[i]) for k, v in res.items()}})
-                bar.update(len(chunk))
+        for out in run_batches(one, jobs, workers):
+            rows += out
+            bar.update(len(out))
     order = {n: i for i, n in enumerate(names)}
     rows.sort(key=lambda r: order[r["name"]])
     return pd.DataFrame(rows, columns=columns(settings))

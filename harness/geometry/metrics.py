@@ -94,6 +94,17 @@ class Settings:
     gap_ratio: float = GAP_RATIO  # gap-aware k: the least σ_k/σ_{k+1} that counts as a gap
     null: bool = True  # the random-update null columns
     null_samples: int = NULL_SAMPLES
+    workers: int = 0  # batches of matrices analysed at once on the CPU (0: up to 2, one per core)
+
+    def worker_count(self, device: str) -> int:
+        """Concurrent batches: 1 on a GPU (one stream); on the CPU ``workers``, by default min(2, cores): two
+        batches side by side keep both cores of a small machine busy through the single-threaded parts of
+        the eigensolver, and memory stays at two batches."""
+        from harness.geometry.spectra import cpu_count
+
+        if device != "cpu":
+            return 1
+        return self.workers if self.workers > 0 else max(1, min(2, cpu_count()))
 
     def k_values(self, m: int, n: int) -> list[int]:
         """Per k setting, the k of an m×n matrix; for ``gap<K>`` the top of its search window (the vectors
@@ -114,7 +125,7 @@ class Settings:
     def fingerprint(self) -> dict:
         """What changes metric values (a stored analysis with another fingerprint is recomputed)."""
         d = asdict(self)
-        for k in ("device", "matrix") + (() if self.topk == "randomized" else ("tol_deg", "iters")):
+        for k in ("device", "matrix", "workers") + (() if self.topk == "randomized" else ("tol_deg", "iters")):
             d.pop(k)
         if not any(isinstance(k, str) for k in self.ks):
             d.pop("gap_ratio")

@@ -77,6 +77,10 @@ MODEL_SHAPES: dict[str, dict] = {
     "qwen2.5-1.5b": {"model_type": "qwen2", "vocab_size": 151936, "hidden_size": 1536, "intermediate_size": 8960,
                      "num_hidden_layers": 28, "num_attention_heads": 12, "num_key_value_heads": 2,
                      "tie_word_embeddings": True},
+    # the same architecture at test size (the bench's own test)
+    "qwen2-tiny": {"model_type": "qwen2", "vocab_size": 1000, "hidden_size": 64, "intermediate_size": 128,
+                   "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                   "tie_word_embeddings": True},
 }
 INIT_STD = 0.02  # the Hugging Face initializer range of these configs
 
