@@ -18,7 +18,8 @@ pairs:
     note: free text
 ```
 
-A relative checkpoint dir is read relative to the YAML file. A bad file, key or value raises
+``pairs=<name>`` also finds a study shipped in ``harness/conf/pairs/`` (``pairs=catalog``: public pairs the papers
+analysed). A relative checkpoint dir is read relative to the YAML file. A bad file, key or value raises
 :class:`harness.geometry.analyze_run.OptionError` with one line naming it and what is valid (exit 2).
 """
 
@@ -28,6 +29,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from harness import CONF_DIR
 from harness.geometry.analyze_run import OptionError
 from harness.pairs import OBJECTIVES
 
@@ -85,9 +87,13 @@ def load_study(path: Path | str) -> Study:
     import yaml
 
     path = Path(path)
+    shipped = CONF_DIR / "pairs" / f"{path}.yaml"
+    if not path.is_file() and path.suffix == "" and shipped.is_file():
+        path = shipped  # a study shipped with the harness, by name: pairs=catalog
     if not path.is_file():
-        raise OptionError(f"error: no such pairs file {str(path)!r}; valid: a YAML file listing pairs "
-                          "(see harness/conf/pairs/catalog.yaml)")
+        names = ", ".join(sorted(p.stem for p in (CONF_DIR / "pairs").glob("*.yaml")))
+        raise OptionError(f"error: no such pairs file {str(path)!r}; valid: a YAML file listing pairs, or a "
+                          f"shipped study: {names}")
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
