@@ -294,3 +294,26 @@ def test_catalog_lists_public_pairs_marked_unverified() -> None:
     assert len(study.pairs) >= 6 and {p.objective for p in study.pairs} <= set(OBJECTIVES)
     assert {"rlvr", "sft"} <= {p.objective for p in study.pairs}
     assert all("unverified here (offline)" in p.note and "/" in p.base and "/" in p.tuned for p in study.pairs)
+
+
+def test_bench_pairs_times_the_harness_against_modeldelta(tmp_path, monkeypatch, capsys) -> None:
+    """`python -m harness.bench pairs` on a Qwen2-architecture pair at test size: both tools run on the same
+    sharded bf16 pair, the ratios and peak memories are printed, and the one figure both compute agrees."""
+    pytest.importorskip("modeldelta")
+    import re
+
+    from harness import bench
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    bench.main(["pairs", "--shape", "qwen2-tiny", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert "FAILED" not in out
+    for label in ("harness, first pair of a base", "harness, further pair of that base", "modeldelta CLI",
+                  "modeldelta on the harness's matrices"):
+        assert re.search(re.escape(label) + r".*\s\d+\.\d\s+\d+", out), label
+    assert len(re.findall(r"\d+\.\d\d \(CLI\)", out)) == 4  # time and memory ratios, two harness rows
+    worst = float(re.search(r"largest relative difference (\S+) over 14 matrices", out).group(1))
+    assert worst < 1e-4  # ΔW's effective rank: same definition, same numbers
+    shards = list((tmp_path / "cache" / "bench-pairs").glob("*/tuned/model-*.safetensors"))
+    assert shards and (shards[0].parent / "model.safetensors.index.json").exists()
