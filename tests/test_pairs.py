@@ -309,11 +309,34 @@ def test_bench_pairs_times_the_harness_against_modeldelta(tmp_path, monkeypatch,
     bench.main(["pairs", "--shape", "qwen2-tiny", "--threads", "1"])
     out = capsys.readouterr().out
     assert "FAILED" not in out
-    for label in ("harness, first pair of a base", "harness, further pair of that base", "modeldelta CLI",
-                  "modeldelta on the harness's matrices"):
+    for label in ("harness, first pair of a base", "harness, further pair of that base", "modeldelta CLI, every",
+                  "modeldelta CLI, with", "modeldelta on the harness's matrices"):
         assert re.search(re.escape(label) + r".*\s\d+\.\d\s+\d+", out), label
-    assert len(re.findall(r"\d+\.\d\d \(CLI\)", out)) == 4  # time and memory ratios, two harness rows
+    assert len(re.findall(r"CLI \d+\.\d\d / \d+\.\d\d", out)) == 2  # time / memory ratios of both harness rows
     worst = float(re.search(r"largest relative difference (\S+) over 14 matrices", out).group(1))
     assert worst < 1e-4  # ΔW's effective rank: same definition, same numbers
     shards = list((tmp_path / "cache" / "bench-pairs").glob("*/tuned/model-*.safetensors"))
     assert shards and (shards[0].parent / "model.safetensors.index.json").exists()
+
+
+def test_concurrent_batches_give_the_same_table(tmp_path, monkeypatch) -> None:
+    """workers=2 runs two batches at once on split threads; the numbers are those of one batch at a time."""
+    from harness.geometry.analyze_run import analyze_delta
+    from harness.geometry.metrics import Settings
+    from harness.geometry.sources import Checkpoint, PairDelta
+    from harness.geometry.spectra import SpectraCache
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    g = torch.Generator().manual_seed(8)
+    shapes = {"gate": (40, 24), "up": (48, 24), "down": (24, 40)}  # one batch per shape: three batches
+    w = {f"model.layers.{i}.mlp.{m}_proj.weight": torch.randn(*s, generator=g) for i in range(2)
+         for m, s in shapes.items()}
+    base = Checkpoint(write_checkpoint(tmp_path / "b", w))
+    tuned = Checkpoint(write_checkpoint(tmp_path / "t", {k: v + 1e-2 * torch.randn(v.shape, generator=g)
+                                                         for k, v in w.items()}))
+    tables = []
+    for workers in (1, 2):
+        SpectraCache.clear_memory()
+        tables.append(analyze_delta(base, PairDelta(base, tuned), Settings(workers=workers)).set_index("name"))
+    numeric = tables[0].select_dtypes("number").columns
+    pd.testing.assert_frame_equal(tables[0][numeric], tables[1][numeric], rtol=1e-9, atol=1e-12)
