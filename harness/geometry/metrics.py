@@ -17,10 +17,10 @@ For W0 (m×n), ΔW and W1 = W0 + ΔW, batched over matrices of one shape:
   criterion (sparsity_in_rl loads both checkpoints in bf16; its "|Δ| ≤ 1e-5" figures mean this);
   ``sparsity_rel1e3``: the relative 1e-3 rule, |Δ| ≤ 1e-3·max(|w0|, |w1|); consecutive bf16 numbers differ
   by at least 2⁻⁸·max ≈ 3.9e-3·max, so for weights *stored* in bf16 it equals bf16 identity, while on fp32
-  weights it is stricter (a change below bf16's spacing but above 1e-3 relative counts as changed: lora/sft
-  on the demo 0.590 by this rule vs 0.734 by the cast); ``sparsity_abs``: |Δ| ≤ 1e-5 on the fp32 Δ (on
-  bf16-stored weights, again "unchanged in bf16" for every |w| above ~2.6e-3). The update mask M_upd of the
-  mask overlap and of the cross-run Jaccard is the relative rule (bf16 identity for bf16-stored weights).
+  weights it is stricter (a change below bf16's spacing but above 1e-3 relative counts as changed);
+  ``sparsity_abs``: |Δ| ≤ 1e-5 on the fp32 Δ (on bf16-stored weights again "unchanged in bf16" wherever
+  |w| ≥ 2⁻⁹ ≈ 2e-3, where bf16's spacing exceeds 1e-5). The update mask M_upd of the mask overlap and of the
+  cross-run Jaccard is the relative rule (bf16 identity for bf16-stored weights).
 - ``eff_rank``: exp(H(p)), p_i = σ_i(ΔW)/Σσ(ΔW); ``stable_rank``: ‖ΔW‖_F²/‖ΔW‖₂²; ``num_rank_frac``:
   #{σ_i > σ_max·max(m, n)·eps} / min(m, n), the default tolerance of ``matrix_rank`` with eps of float32
   (the precision ΔW is computed in, whatever dtype it is stored in). A zero ΔW has no rank: all three NaN,
