@@ -2,6 +2,7 @@
 
     python -m harness.bench analyzer [--model smollm2-135m | tiny | <checkpoint dir>] [--layers N]
     python -m harness.bench null [--model ...] [--repeats R]
+    python -m harness.bench sampler [--model ...] [--repeats R]
     python -m harness.bench pairs [--shape qwen2.5-0.5b | qwen2.5-1.5b] [--layers N]   (harness.pairs.bench)
 
 ``analyzer``: the geometry analyzer on the model's attention/MLP matrices with a synthetic ΔW (rank 8 +
@@ -14,6 +15,8 @@ and prints b/a, b/c and the largest difference between the metric values of (a) 
 ``null``: what the random-update null columns (``Settings.null``) add to the analyzer: the warm-cache analysis
 of the same synthetic ΔW without and with them, alternated ``repeats`` times (best of each, as the machine
 may be shared), printed as a ratio to the analyzer's own time; likewise for adding a gap-aware k.
+
+``sampler``: keyed sampling (the rollouts' default, the same at any world size) against torch's sampler.
 """
 
 from __future__ import annotations
@@ -236,7 +239,47 @@ def bench_stats(model: str = "smollm2-135m", layers: int | None = None, seed: in
     ])
 
 
+def bench_sampler(model: str = "smollm2-135m", seed: int = 0, repeats: int = 3) -> str:
+    """What keyed sampling (harness.sampling, GRPO/RLOO rollouts by default) costs against torch's own sampler:
+    one GRPO generation batch (2 prompts x 8 completions x 12 tokens, the study's) through ``generate``, both
+    ways, alternated ``repeats`` times (best of each)."""
+    from harness.models import load_model
+    from harness.sampling import keyed_generate
+
+    path = resolve_model(model)
+    m, tok = load_model(path)
+    m.eval()
+    prompts = ["What is 47 + 85?\nAnswer:", "What is 312 + 9?\nAnswer:"]
+    enc = tok([p for p in prompts for _ in range(8)], return_tensors="pt", padding=True)
+    kw = dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=12, min_new_tokens=12,
+              pad_token_id=tok.pad_token_id)
+
+    def plain() -> None:
+        with torch.no_grad():
+            m.generate(**enc, **kw)
+
+    keyed_model, _ = load_model(path)
+    keyed_model.eval()
+    keyed_generate(keyed_model, seed)
+
+    def keyed() -> None:
+        with torch.no_grad():
+            keyed_model.generate(**enc, **kw)
+
+    plain(), keyed()  # warm-up
+    t_plain = min(_timed(plain)[0] for _ in range(max(1, repeats)))
+    t_keyed = min(_timed(keyed)[0] for _ in range(max(1, repeats)))
+    vocab = m.config.vocab_size
+    return "\n".join([
+        f"sampler bench: {model} (vocab {vocab}), 16 completions x 12 tokens; torch threads "
+        f"{torch.get_num_threads()}, best of {max(1, repeats)}",
+        f"  torch sampler (multinomial)        {t_plain:8.3f} s",
+        f"  keyed sampler (Gumbel-max, keyed)  {t_keyed:8.3f} s   ratio keyed/torch {t_keyed / t_plain:.2f}",
+    ])
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], str]] = {
+    "sampler": lambda a: bench_sampler(a.model, a.seed, a.repeats),
     "analyzer": lambda a: bench_analyzer(a.model, a.layers, a.seed),
     "null": lambda a: bench_null(a.model, a.layers, a.seed, a.repeats),
     "stats": lambda a: bench_stats(a.model, a.layers, a.seed, a.repeats),

@@ -19,6 +19,10 @@ class SweepSummary(Callback):
         self.t0 = time.time()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from harness import dist
+
+        if not dist.is_main():  # one report per sweep: the main process's (the others' sweep dir is throwaway)
+            return
         sweep_dir = Path(config.hydra.sweep.dir)
         runs = run_dirs(sweep_dir)
         t0 = getattr(self, "t0", time.time())

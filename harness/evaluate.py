@@ -348,6 +348,14 @@ def evaluate_model(model, tok, tasks: dict[str, Any], batch_size: int = 64,
                    limit: int | None = None) -> tuple[dict[str, dict], list[dict]]:
     """Evaluate an in-memory Hugging Face model (``HFLM(pretrained=model)``) on loaded tasks: see
     :func:`evaluate_lm`."""
+    from harness import sampling
+
+    if sampling.current_engine() == "vllm":  # lm-eval's own vLLM backend, on the model's checkpoint
+        from lm_eval.models.vllm_causallms import VLLM
+
+        lm = VLLM(pretrained=sampling.checkpoint_of(model), dtype=str(next(model.parameters()).dtype).split(".")[-1],
+                  batch_size="auto", gpu_memory_utilization=0.3, seed=0)
+        return evaluate_lm(lm, tasks, limit)
     from lm_eval.models.huggingface import HFLM
 
     with _quiet_lm_eval(), _quiet_lm_eval("lm_eval.models.huggingface", logging.ERROR):  # `pretrained` is a model

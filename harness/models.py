@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from harness import dist
 from harness.sources import DTYPE_NAMES, SOURCES, ModelSourceError, is_checkpoint
 from harness.store import atomic_write_json, cache_lock, cache_root, settings_hash
 
@@ -72,19 +73,37 @@ def warmed_base(src: Path | str, model_cfg: DictConfig, warm: DictConfig) -> Pat
     key = settings_hash({"source": ident, "warmup": OmegaConf.to_container(warm, resolve=True)})
 
     def build(out: Path) -> None:
-        from harness.warmup import format_warmup
+        if dist.active():
+            # The warm-up trains: in this process TRL's trainer would join the run's process group and wait
+            # there for the other ranks, which wait for this cache (the cold-cache deadlock of issue 17). So it
+            # is built in a child process outside the group; the other ranks wait for it (dist.main_first).
+            import json
+            import subprocess
+            import sys
 
-        t0 = time.time()
-        print(f"[harness] format warm-up: {warm.steps} steps of full SFT -> {out} (once)", flush=True)
-        device = device_for(model_cfg)
-        model, tok = load_model(src, model_cfg.get("dtype", "float32"), device)
-        format_warmup(model, tok, warm, device, out.with_name(out.name + ".work"))
-        model.config._name_or_path = str(out)
-        save_checkpoint(model.cpu(), tok, out)
-        atomic_write_json(out / "warmup.json", {"source": str(src), "seconds": round(time.time() - t0, 1),
-                                                "settings": OmegaConf.to_container(warm, resolve=True)})
+            spec = {"src": str(src), "model": OmegaConf.to_container(model_cfg, resolve=True), "out": str(out)}
+            subprocess.run([sys.executable, "-m", "harness.models", json.dumps(spec)], check=True,
+                           env=dist.single_process_env())
+        else:
+            build_warmed(src, model_cfg, out)
 
     return cached_checkpoint(f"{Path(str(src)).name}-warm-{key}", build)
+
+
+def build_warmed(src: Path | str, model_cfg: DictConfig, out: Path) -> None:
+    """Train the format warm-up of ``src`` (:func:`harness.warmup.format_warmup`) and save it to ``out``."""
+    from harness.warmup import format_warmup
+
+    warm = model_cfg.warmup
+    t0 = time.time()
+    print(f"[harness] format warm-up: {warm.steps} steps of full SFT -> {out} (once)", flush=True)
+    device = device_for(model_cfg)
+    model, tok = load_model(src, model_cfg.get("dtype", "float32"), device)
+    format_warmup(model, tok, warm, device, out.with_name(out.name + ".work"))
+    model.config._name_or_path = str(out)
+    save_checkpoint(model.cpu(), tok, out)
+    atomic_write_json(out / "warmup.json", {"source": str(src), "seconds": round(time.time() - t0, 1),
+                                            "settings": OmegaConf.to_container(warm, resolve=True)})
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -93,13 +112,26 @@ def torch_dtype(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
-def load_model(path: Path | str, dtype: str = "float32", device: str = "cpu") -> tuple[Any, Any]:
-    """Load (model, tokenizer) from a checkpoint dir or hub id; pads on the left for generation."""
+def load_model(path: Path | str, dtype: str = "float32", device: str = "cpu", fsdp: bool = False) -> tuple[Any, Any]:
+    """Load (model, tokenizer) from a checkpoint dir or hub id; pads on the left for generation.
+
+    ``fsdp``: shard the parameters over this run's processes as it loads (transformers' FSDP2,
+    ``DistributedConfig(fsdp_size=world size)``: each rank reads only its shards; runs on CPUs with gloo too)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype(dtype))
-    if device != "cpu":
+    if fsdp:
+        from transformers.distributed import DistributedConfig
+
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype(dtype),
+                                                     distributed_config=DistributedConfig(fsdp_size=dist.world_size()))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype(dtype))
+    if device != "cpu" and not fsdp:
         model = model.to(device)
+    if not fsdp:
+        from harness.sampling import remember
+
+        remember(model, path)  # its weights are on disk: vLLM measurements may load them from there
     tok = AutoTokenizer.from_pretrained(str(path))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -107,16 +139,23 @@ def load_model(path: Path | str, dtype: str = "float32", device: str = "cpu") ->
     return model, tok
 
 
-def load_base(model_cfg: DictConfig, base: Path | str | None = None, device: str | None = None) -> tuple[Any, Any]:
+def load_base(model_cfg: DictConfig, base: Path | str | None = None, device: str | None = None,
+              fsdp: bool = False) -> tuple[Any, Any]:
     """(model, tokenizer) of the base ``model_cfg`` names (``base``: its already resolved checkpoint), in the
-    config's dtype, on the config's device unless ``device`` is given. Every run-time base load goes here."""
+    config's dtype, on the config's device unless ``device`` is given (``fsdp``: sharded over the run's
+    processes, see :func:`load_model`). Every run-time base load goes here."""
     path = resolve_base(model_cfg) if base is None else base
-    return load_model(path, model_cfg.get("dtype", "float32"), device or device_for(model_cfg))
+    return load_model(path, model_cfg.get("dtype", "float32"), device or device_for(model_cfg), fsdp=fsdp)
 
 
 def device_for(cfg: DictConfig) -> str:
-    """``auto`` picks CUDA when present, else CPU."""
-    dev = cfg.get("device", "auto")
-    if dev == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return dev
+    """``auto`` picks CUDA when present (this rank's GPU when several processes run), else CPU."""
+    return dist.device(cfg.get("device", "auto"))
+
+
+if __name__ == "__main__":  # the warm-up's single-process child (warmed_base, on several processes)
+    import json
+    import sys
+
+    spec = json.loads(sys.argv[1])
+    build_warmed(spec["src"], OmegaConf.create(spec["model"]), Path(spec["out"]))

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 # Keys that say where or how a job runs and is logged; they cannot change any measured number, so they
 # neither name a job directory nor become a setting column. Everything else that varies is a setting.
-LAUNCH_KEYS = ("sweeps", "name", "out_root", "force", "logger", "hydra", "report", "max_local_jobs")
+LAUNCH_KEYS = ("sweeps", "name", "out_root", "force", "logger", "hydra", "report", "max_local_jobs", "dist", "fault")
 
 # Longest readable part of a job directory name (file systems allow 255 bytes per name).
 MAX_READABLE = 120

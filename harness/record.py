@@ -42,8 +42,12 @@ def read_run(job_dir: Path) -> dict | None:
 
 
 class RunRecord:
-    def __init__(self, job_dir: Path):
+    """The run's record, kept in memory and saved atomically after every change by the one writer (the main
+    process of a run on several processes; ``write=False`` on the others)."""
+
+    def __init__(self, job_dir: Path, write: bool = True):
         self.path = job_dir / "run.json"
+        self.write = write
         self.data: dict = read_run(job_dir) or {}
         self.t0 = time.time()
 
@@ -79,4 +83,5 @@ class RunRecord:
         self.save()
 
     def save(self) -> None:
-        atomic_write_json(self.path, self.data)  # a killed job never leaves half a run.json
+        if self.write:
+            atomic_write_json(self.path, self.data)  # a killed job never leaves half a run.json

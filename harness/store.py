@@ -1,7 +1,7 @@
 """Files on disk, one definition each: atomic writes, the cache root and its locks, settings and weights
 hashes, and the once-per-base cache.
 
-A leaf module (imports nothing from the harness), so training, analysis and report code all share it.
+A leaf module (at import: it reads the sampling engine lazily), so training, analysis and report code all share it.
 """
 
 from __future__ import annotations
@@ -141,7 +141,12 @@ def base_key(base: Path | str, settings: Any = None) -> str:
 def once_per_base(kind: str, base: Path | str, settings: Any, compute: Callable[[], T],
                   save: Callable[[T, Path], None], load: Callable[[Path], T], suffix: str = ".json") -> T:
     """``compute()`` once per (base weights, settings), stored under ``cache_root()/<kind>/``; later calls, in
-    this process or another, ``load`` it. The key hashes the weights, not the path."""
+    this process or another, ``load`` it. The key hashes the weights, not the path, and the sampling engine when
+    it is not the default (vLLM samples other completions than HF ``generate`` for the same seed)."""
+    from harness.sampling import current_engine  # lazily: this module stays importable alone
+
+    if current_engine() != "hf":
+        settings = {"settings": settings, "engine": current_engine()}
     path = cache_root() / kind / f"{base_key(base, settings)}{suffix}"
     if path.exists():
         return load(path)

@@ -24,7 +24,9 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from harness.dist import per_device, world_size
 from harness.registry import BadValue, UnknownName
+from harness.sampling import SAMPLERS
 from harness.sources import DTYPE_NAMES
 
 # --- rules -------------------------------------------------------------------------------------------------
@@ -138,6 +140,12 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("save_model", BOOL, None),
     ("max_local_jobs", integer(1, null=True), None),
     ("run_objectives", OBJECTIVES, None),
+    ("dist.timeout_s", number(0, lo_open=True), None),
+    ("dist.fsdp", BOOL, None),
+    ("fault.rank", integer(0, null=True), None),
+    ("fault.stage", one_of("start", "train", "end"), None),
+    ("fault.job", Rule(lambda v: v is None or isinstance(v, str) or STRINGS.ok(v), "a text, a list of texts or null"),
+     None),
     # model
     ("model.dtype", one_of(*DTYPE_NAMES), None),
     ("model.device", DEVICE, None),
@@ -184,6 +192,7 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("objective.bf16_autocast", BOOL, None),
     ("objective.gradient_checkpointing", BOOL, None),
     ("objective.use_vllm", BOOL, None),
+    ("objective.sampler", one_of(*SAMPLERS), None),
     ("objective.vllm_mode", one_of("colocate", "server"), None),
     # eval
     ("eval.enabled", BOOL, None),
@@ -298,6 +307,7 @@ def _cross(cfg: DictConfig) -> Iterator[BadValue]:
         if _is_num(d) and _is_num(a) and d > 1 - a:
             yield BadValue("adapter.density", d, f"<= 1 - adapter.alpha = {1 - a:g} for criterion non_principal "
                                                  "(the mask lies outside the principal share)")
+    yield from _global_batch(obj)
     if ad is not None and obj is not None and obj.get("lr") is None:
         # The adapter's default lr for this objective (``adapter_lr`` names which, for a new objective).
         which = obj.get("adapter_lr") or obj.get("name")
@@ -305,6 +315,26 @@ def _cross(cfg: DictConfig) -> Iterator[BadValue]:
         if not isinstance(lrs, DictConfig) or which not in lrs:
             yield BadValue("objective.lr", None, f"a number > 0: adapter {ad.get('name')!r} has no default lr for "
                                                  f"objective {which!r}")
+
+
+def _global_batch(obj: DictConfig | None) -> Iterator[BadValue]:
+    """Batch sizes are global: the launch's processes x accumulation steps must divide them."""
+    if obj is None or not _is_int(obj.get("grad_accum", 1)):
+        return
+    accum = int(obj.get("grad_accum", 1))
+    sizes = [("objective.batch_size", obj.get("batch_size"), 1)]
+    if _is_int(obj.get("num_generations")):
+        sizes = [("objective.prompts_per_step", obj.get("prompts_per_step"), int(obj.num_generations))]
+    for key, value, per in sizes:
+        if not _is_int(value):
+            continue
+        try:
+            per_device(value * per, accum)
+        except ValueError:
+            n = world_size() * accum
+            what = f"{key} x objective.num_generations" if per > 1 else key
+            yield BadValue(key, value, f"a value whose global batch ({what}) is a multiple of {n} "
+                                       f"({world_size()} process(es) x objective.grad_accum {accum})")
 
 
 def check_plugins(cfg: DictConfig, heavy: bool = True) -> Iterator[Exception]:

@@ -2,7 +2,8 @@
 format and training prompts spread over pass rates (the raw SmolLM2 scores ~0.13 on 1-digit sums).
 
 This module only trains; :func:`harness.models.warmed_base` caches the result by a hash of the source and the
-warm-up settings, and every run of every sweep that names the same settings starts from it.
+warm-up settings, and every run of every sweep that names the same settings starts from it. When a run has
+several processes the warm-up is built in a single-process child, ``python -m harness.models <json spec>``.
 """
 
 from __future__ import annotations
@@ -23,3 +24,4 @@ def format_warmup(model: Any, tok: Any, warm: DictConfig, device: str, work_dir:
     work_dir.mkdir(parents=True, exist_ok=True)
     sft.train(model, tok, task, warm, lr=warm.lr, seed=warm.get("seed", 0), out_dir=work_dir, device=device,
               label="warm-up")
+

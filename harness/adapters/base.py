@@ -102,12 +102,13 @@ def merged_delta(
 ) -> dict[str, torch.Tensor]:
     """ΔW = merged − original for ``names``, in fp32."""
     state = merged.state_dict()
-    return {k: (state[k].detach().float() - original[k].float()).cpu().contiguous() for k in names}
+    return {k: (state[k].detach().float().cpu() - original[k].float().cpu()).contiguous() for k in names}
 
 
 def clone_state(model: torch.nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
+    """W0 of ``names``, copied to the CPU (the device's memory stays the training's)."""
     state = model.state_dict()
-    return {k: state[k].detach().clone() for k in names}
+    return {k: state[k].detach().to("cpu", copy=True) for k in names}
 
 
 class PeftAdapter(Adapter):
@@ -165,7 +166,7 @@ class PeftAdapter(Adapter):
                     eps2 += float((layer.get_base_layer().weight.to(torch.float64) + init - w0).pow(2).sum())
                     w02 += float(w0.pow(2).sum())
                 elif name not in tuned:  # outside every adapter layer: frozen, its weight is the final one
-                    weights[name] = (base.get_parameter(name).detach().float() - original[name].float()).cpu()
+                    weights[name] = base.get_parameter(name).detach().float().cpu() - original[name].float()
                     methods[name] = WEIGHT
             rest = [n for n in names if n not in methods]
             if rest:

@@ -10,6 +10,12 @@ Criteria (``adapter.criterion``):
 peft's SHiRA accepts custom masks but fixes their size to r·(m+n) entries, so it cannot express an
 arbitrary density; here the mask is applied to the gradient of the full weight instead (AdamW with zero
 weight decay then leaves every unmasked entry bit-identical).
+
+The mask is applied by a hook on the weight tensor the layer actually computes with, installed from a forward
+pre-hook: a plain model and DDP compute with the Parameter itself, FSDP2 with an unsharded copy it all-gathers
+(the Parameter is replaced by a sharded DTensor, whose own hooks never fire), DeepSpeed with the same Parameter
+whose data it gathers. In every case the gradient is masked before it is reduced across processes and before
+gradient clipping, so the run is the same experiment on any engine.
 """
 
 from __future__ import annotations
@@ -69,9 +75,28 @@ class Sparse(Adapter):
             if name.rsplit(".", 1)[-1] not in targets or not isinstance(module, torch.nn.Linear):
                 continue
             w = module.weight
-            mask = build_mask(w.data, cfg.density, cfg.criterion, gen, cfg.principal_rank, cfg.alpha)
+            full = w.full_tensor() if _is_dtensor(w) else w.data  # a collective under FSDP: every rank builds
+            mask = build_mask(full.detach(), cfg.density, cfg.criterion, gen, cfg.principal_rank, cfg.alpha)
             self.masks[f"{name}.weight"] = mask
             w.requires_grad_(True)
-            m = mask.to(w.dtype)  # already on w's device
-            w.register_hook(lambda g, m=m: g * m)
+            module.register_forward_pre_hook(_mask_hook(mask))
         return model
+
+
+def _is_dtensor(t: torch.Tensor) -> bool:
+    from torch.distributed.tensor import DTensor
+
+    return isinstance(t, DTensor)
+
+
+def _mask_hook(mask: torch.Tensor):
+    """A forward pre-hook that masks the gradient of the weight the layer computes with (once per tensor)."""
+
+    def hook(module: torch.nn.Module, args) -> None:  # noqa: ARG001
+        w = module.weight
+        if w.requires_grad and not getattr(w, "_harness_masked", False) and not _is_dtensor(w):
+            m = mask.to(w.device, w.dtype)
+            w.register_hook(lambda g: g * m)
+            w._harness_masked = True
+
+    return hook

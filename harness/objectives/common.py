@@ -1,15 +1,46 @@
-"""What both objectives share: TRL argument defaults for CPU/GPU, and the per-step log callback."""
+"""What the objectives share: TRL argument defaults for CPU/GPU and any number of processes, and the callbacks
+(per-step log, held-out accuracy, and the run's own, e.g. fault injection).
+
+On N processes every rank trains and runs these callbacks; only the main process writes (``dist.is_main``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import math
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import TrainerCallback
+
+from harness import dist
+
+# Callbacks the run adds to whatever trainer the objective builds (fault injection): set by :func:`run_callbacks`
+# around the objective's call, so the objective plug-in contract stays ``train(model, tokenizer, task, ...)``.
+_RUN_CALLBACKS: contextvars.ContextVar[tuple[TrainerCallback, ...]] = contextvars.ContextVar("run_callbacks",
+                                                                                             default=())
+
+
+@contextlib.contextmanager
+def run_callbacks(*extra: TrainerCallback) -> Iterator[None]:
+    """Add ``extra`` to the callbacks of every trainer built inside the block."""
+    token = _RUN_CALLBACKS.set(_RUN_CALLBACKS.get() + extra)
+    try:
+        yield
+    finally:
+        _RUN_CALLBACKS.reset(token)
+
+
+def mixed_precision(cfg, device: str) -> str:
+    """The run's mixed precision, from its config alone: ``bf16`` with ``bf16_autocast`` on an accelerator,
+    else ``no``."""
+    return "bf16" if bool(cfg.get("bf16_autocast", False)) and device != "cpu" else "no"
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -18,6 +49,10 @@ class NonFiniteLoss(FloatingPointError):
 
 def trainer_args(cfg, out_dir: Path, lr: float, seed: int, device: str) -> dict[str, Any]:
     """Keyword arguments shared by SFTConfig and GRPOConfig."""
+    mixed = mixed_precision(cfg, device)
+    # Set explicitly: with bf16/fp16 off, TrainingArguments and accelerate fall back to ACCELERATE_MIXED_PRECISION,
+    # which a default `accelerate config` sets, silently training in bf16 (issue 17: ΔW off by 4.6 %).
+    os.environ["ACCELERATE_MIXED_PRECISION"] = mixed
     return dict(
         output_dir=str(out_dir / "trainer"),
         max_steps=cfg.steps,
@@ -32,7 +67,7 @@ def trainer_args(cfg, out_dir: Path, lr: float, seed: int, device: str) -> dict[
         report_to="none",  # logged by LogCallback into train_log.jsonl and the job's own W&B run
         seed=seed,
         data_seed=seed,
-        bf16=bool(cfg.get("bf16_autocast", False)) and device != "cpu",
+        bf16=mixed == "bf16",
         use_cpu=device == "cpu",
         dataloader_num_workers=0,
         disable_tqdm=False,
@@ -50,10 +85,16 @@ class LogCallback(TrainerCallback):
         self.path = path
         self.label = label
         self.t0 = time.time()
-        path.write_text("")
+        if dist.is_main():
+            path.write_text("")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "train_runtime" in logs:
+            return
+        for key in ("loss", "grad_norm"):  # every rank stops (the logged values are the same on every rank)
+            if key in logs and isinstance(logs[key], int | float) and not math.isfinite(logs[key]):
+                raise NonFiniteLoss(f"non-finite {key} {logs[key]} at step {state.global_step}")
+        if not dist.is_main():
             return
         row = {"step": state.global_step, "time": round(time.time() - self.t0, 3)}
         row.update({k: float(v) for k, v in logs.items() if isinstance(v, int | float)})
@@ -68,16 +109,16 @@ class LogCallback(TrainerCallback):
             pass
         shown = " ".join(f"{k}={row[k]:.4g}" for k in self.KEYS if k in row)
         print(f"[{self.label}] step {state.global_step}/{state.max_steps} {shown}", flush=True)
-        for key in ("loss", "grad_norm"):
-            if key in row and not math.isfinite(row[key]):
-                raise NonFiniteLoss(f"non-finite {key} {row[key]} at step {state.global_step}")
 
 
 class HeldoutCallback(TrainerCallback):
     """Held-out accuracy during training: greedy answers to the first ``n`` held-out prompts, scored by the task
     scorer, at the start and every ``every`` steps (and at the end), as ``heldout_acc`` rows in
     ``train_log.jsonl`` and on W&B — so a reader sees learning, not batch noise (issue 12). Off by default
-    (``objective.heldout_every: 0``): 100 prompts cost a few seconds per point on a 135M model on CPU."""
+    (``objective.heldout_every: 0``): 100 prompts cost a few seconds per point on a 135M model on CPU.
+
+    On N processes every rank decodes the same prompts (under FSDP a forward pass is a collective, so every
+    rank must make the same calls; greedy decoding makes them identical); the main process writes."""
 
     def __init__(self, path: Path, task, tokenizer, every: int, n: int, max_new_tokens: int = 8):
         self.path, self.tok, self.every = path, tokenizer, every
@@ -106,6 +147,8 @@ class HeldoutCallback(TrainerCallback):
 
     def _log(self, state, model) -> None:
         row = {"step": state.global_step, "heldout_acc": self.accuracy(model), "heldout_n": len(self.examples)}
+        if not dist.is_main():
+            return
         with self.path.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
         print(f"[held-out] step {state.global_step}: accuracy {row['heldout_acc']:.3f} "
@@ -127,8 +170,9 @@ class HeldoutCallback(TrainerCallback):
 
 
 def callbacks(cfg, task, tokenizer, out_dir: Path, label: str) -> list[TrainerCallback]:
-    """The callbacks every objective passes to its trainer: the step log and, if asked, held-out accuracy."""
-    out = [LogCallback(out_dir / "train_log.jsonl", label)]
+    """The callbacks every objective passes to its trainer: the step log, held-out accuracy if asked, and the
+    run's own (:func:`run_callbacks`)."""
+    out: list[TrainerCallback] = [LogCallback(out_dir / "train_log.jsonl", label), *_RUN_CALLBACKS.get()]
     every = int(cfg.get("heldout_every") or 0)
     if every > 0 and task.test:
         out.append(HeldoutCallback(out_dir / "train_log.jsonl", task, tokenizer, every,

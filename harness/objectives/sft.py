@@ -7,6 +7,7 @@ from pathlib import Path
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
+from harness import dist
 from harness.objectives import register
 from harness.objectives.common import callbacks, trainer_args
 
@@ -17,7 +18,7 @@ def train(model, tokenizer, task, cfg, lr: float, seed: int, out_dir: Path, devi
     """Train ``model`` in place for ``cfg.steps`` steps on the task's train split (or ``rows``)."""
     args = SFTConfig(
         **trainer_args(cfg, out_dir, lr, seed, device),
-        per_device_train_batch_size=cfg.batch_size,
+        per_device_train_batch_size=dist.per_device(cfg.batch_size, cfg.get("grad_accum", 1)),  # the config's is global
         max_length=cfg.get("max_seq_len", 256),
         completion_only_loss=True,
         packing=False,

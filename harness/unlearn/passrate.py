@@ -36,6 +36,10 @@ def sample_completions(model, tok, examples, k: int = 8, temperature: float = 0.
                        batch_size: int = 64, seed: int = 0, desc: str = "pass@1") -> dict[str, list[dict]]:
     """K sampled completions per example, batched over prompts x samples: per example id a list of
     ``{"text", "ids" (completion token ids, up to and including EOS), "eos" (finished with EOS)}``."""
+    from harness import sampling
+
+    if sampling.current_engine() == "vllm":
+        return sampling.vllm_completions(model, tok, examples, k, temperature, max_new_tokens, seed)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
     tok.padding_side = "left"
