@@ -340,3 +340,27 @@ def test_concurrent_batches_give_the_same_table(tmp_path, monkeypatch) -> None:
         tables.append(analyze_delta(base, PairDelta(base, tuned), Settings(workers=workers)).set_index("name"))
     numeric = tables[0].select_dtypes("number").columns
     pd.testing.assert_frame_equal(tables[0][numeric], tables[1][numeric], rtol=1e-9, atol=1e-12)
+
+
+def test_block_by_block_passes_give_the_whole_matrix_numbers() -> None:
+    """The passes over entries and the float64 Grams run block by block (memory flat in the matrix size);
+    with blocks of a few rows they give the numbers of one pass over the whole batch, mask counts exactly."""
+    from harness.geometry.metrics import Settings, update_metrics
+    from harness.linalg import gram_decomp
+
+    g = torch.Generator().manual_seed(9)
+    w0 = torch.randn(3, 70, 50, generator=g)
+    d = 1e-3 * torch.randn(3, 70, 50, generator=g) * (torch.rand(3, 70, 50, generator=g) < 0.3)
+    settings = Settings(ks=(16, "gap8"))
+    ks = list(zip(settings.labels(), settings.k_values(70, 50)))
+    whole = {}
+    for block in (1 << 30, 3 * 50 * 4):  # one block; blocks of four rows
+        base = gram_decomp(w0, 16, block=block)
+        tuned = gram_decomp(w0, 16, add=d, block=block)
+        sd = gram_decomp(d, block=block).S
+        whole[block] = update_metrics(w0, d, None, base, tuned, sd, ks, 0.2, null_samples=4, block=block)
+    full, blocked = whole.values()
+    for key, v in full.items():
+        assert torch.allclose(v, blocked[key], rtol=1e-9, atol=1e-12, equal_nan=True), key
+    for key in ("sparsity_bf16", "sparsity_rel1e3", "sparsity_abs", "mask_base", "mask_overlap_k16"):
+        assert torch.equal(full[key], blocked[key]), key

@@ -192,8 +192,8 @@ class SpectraCache:
         if all(f"{n}::U" in held[n] and held[n][f"{n}::U"].shape[-1] >= max(ks) for n in chunk):
             d = self.decomp(chunk, max(ks), held)
         else:
-            w0 = torch.stack([self.ckpt.get(n) for n in chunk]).to(self.device, torch.float64)
-            d = gram_decomp(w0, max(ks))
+            w0 = torch.stack([self.ckpt.get(n) for n in chunk]).to(self.device, torch.float32)
+            d = gram_decomp(w0, max(ks))  # float64 Gram, widened block by block
             del w0
             for i, n in enumerate(chunk):
                 held[n] = {f"{n}::S": d.S[i].cpu().contiguous(), f"{n}::U": d.U[i].cpu().contiguous(),
