@@ -30,7 +30,7 @@ from harness.geometry.aggregate import aggregate, jsonable, summary_header, summ
 from harness.geometry.cross import cross_run
 from harness.geometry.metrics import Settings, batch_metrics, columns
 from harness.geometry.sources import Checkpoint, PairDelta, RunDelta, matrix_kind, sort_names
-from harness.geometry.spectra import SpectraCache, by_shape, chunks, gram_decomp, run_batches
+from harness.geometry.spectra import SpectraCache, batch, by_shape, chunks, gram_decomp, run_batches
 from harness.pairs import pair_of
 from harness.store import atomic_write_text, settings_hash
 from harness.sweep import DELTA, SKIPPED, RunDir, run_dirs
@@ -115,8 +115,8 @@ def analyze_delta(base: Checkpoint, delta: RunDelta | PairDelta, settings: Setti
         shape, chunk = job
         ks = settings.k_values(*shape)
         held = cache.entries(chunk)
-        w0 = torch.stack([base.get(n) for n in chunk]).to(device, torch.float32)
-        d = torch.stack([delta.get(n) for n in chunk]).to(device, torch.float32)
+        w0 = batch([base.get(n) for n in chunk]).to(device, torch.float32)
+        d = batch([delta.get(n) for n in chunk]).to(device, torch.float32)
         res = batch_metrics(w0, d, cache.decomp(chunk, max(ks), held),
                             [cache.thresholds(chunk, k, settings.alpha, held) for k in ks], settings)
         del w0, d, held

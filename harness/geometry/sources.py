@@ -143,7 +143,8 @@ class PairDelta:
         return self._shapes[name]
 
     def get(self, name: str) -> torch.Tensor:
-        return self.tuned.get(name).float() - self.base.get(name).float()
+        d = self.tuned.get(name).float()
+        return d.sub_(self.base.get(name).float())  # in place: one float32 matrix held, not three
 
     def stamp(self) -> list[int]:
         return [f.stat().st_mtime_ns for f in self.tuned.files]

@@ -94,6 +94,11 @@ def chunks(names: list[str], shape: tuple[int, ...], budget: int = 1 << 22) -> l
     return [names[i:i + size] for i in range(0, len(names), size)]
 
 
+def batch(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Stack same-shape matrices into a batch; a single one is viewed, not copied (a 7B MLP matrix is 0.2 GB)."""
+    return tensors[0][None] if len(tensors) == 1 else torch.stack(tensors)
+
+
 def by_shape(names: list[str], shape_of: Callable[[str], tuple[int, ...]]) -> dict[tuple[int, ...], list[str]]:
     groups: dict[tuple[int, ...], list[str]] = {}
     for n in names:
@@ -192,7 +197,7 @@ class SpectraCache:
         if all(f"{n}::U" in held[n] and held[n][f"{n}::U"].shape[-1] >= max(ks) for n in chunk):
             d = self.decomp(chunk, max(ks), held)
         else:
-            w0 = torch.stack([self.ckpt.get(n) for n in chunk]).to(self.device, torch.float32)
+            w0 = batch([self.ckpt.get(n) for n in chunk]).to(self.device, torch.float32)
             d = gram_decomp(w0, max(ks))  # float64 Gram, widened block by block
             del w0
             for i, n in enumerate(chunk):
