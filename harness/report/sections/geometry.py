@@ -20,8 +20,8 @@ COLUMNS = (
     ("energy_{k}", "energy_base_{k}", "ΔW energy in W0 top-{kk}"),
     ("mask_overlap_{k}", "mask_overlap_null_{k}", "principal-mask overlap"),
     ("sparsity_bf16", None, "sparsity: identical in bf16 (cast)"),
-    ("sparsity_rel1e3", None, "sparsity: |Δ|≤1e-3·max|w| (rel. rule)"),
-    ("sparsity_abs", None, "sparsity: |Δ|≤1e-5 (fp32 Δ)"),
+    ("sparsity_rel1e3", None, "sparsity: relative 1e-3 rule"),
+    ("sparsity_abs", None, "sparsity: abs Δ ≤ 1e-5 (fp32)"),
     ("eff_rank", None, "ΔW eff. rank"),
     ("rel_update", None, "‖ΔW‖/‖W0‖"),
 )
