@@ -1,5 +1,6 @@
-"""Analyze finished runs: ``python -m harness.analyze <run dir | sweep dir> [key=value ...]``, or two checkpoints:
-``python -m harness.analyze base=<dir | model name | hub id> tuned=<...> [out=<dir>]``.
+"""Analyze finished runs: ``python -m harness.analyze <run dir | sweep dir> [key=value ...]``, two checkpoints:
+``python -m harness.analyze base=<dir | model name | hub id> tuned=<...> [out=<dir>]``, or a study of released
+checkpoint pairs: ``python -m harness.analyze pairs=<study.yaml> [out=<dir>]`` (:mod:`harness.pairs`).
 
 For a run or sweep, every entry of :data:`SECTIONS` is called with the directory and the text it returns is
 printed (geometry first; other analyses append their section). Options (``key=value``) are listed in
@@ -16,8 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # as in harness.run: no hub access unless asked for
+# OpenMP threads that wait for work sleep instead of spinning. Measured on the 2-core machine shared with other
+# jobs: torch's eigh of an 896×896 Gram took 0.6-7 s with spinning threads and 0.22 s with passive ones (an
+# idle machine: the same 0.2 s either way). Must be set before torch loads; an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from harness import CONF_DIR  # noqa: E402
+from harness.geometry import sources  # noqa: E402
 from harness.geometry.analyze_run import (  # noqa: E402
     OptionError,
     analyze_pair,
@@ -31,15 +36,20 @@ BOOL = {"true": True, "false": False}
 
 # Valid key=value options (sections may add theirs).
 OPTIONS: dict[str, str] = {
+    "pairs": "a pair-study YAML (base/tuned checkpoint pairs, see harness/conf/pairs/catalog.yaml): every pair "
+             "analysed, then the tables, plots and Claims of a sweep, pairs in place of seeds",
     "base": "base checkpoint: a dir, a model name (conf/model) or a hub id; with tuned=",
     "tuned": "tuned checkpoint, compared with base=",
-    "out": "output dir of a base/tuned comparison (default $HARNESS_OUT/analyze/<base>--<tuned>)",
+    "out": "output dir of a base/tuned comparison (default $HARNESS_OUT/analyze/<base>--<tuned>) or of a pair "
+           "study (default $HARNESS_OUT/pairs/<study name>)",
     "k": "top-k sizes, comma-separated: integers, fractions of min(m, n), or gap<K> (gap-aware near K) (default 16,0.01)",
     "alpha": "principal mask share, in (0, 1) (default 0.2)",
     "topk": f"top-k vectors of W1: {' | '.join(TOPK_METHODS)} (default exact)",
     "matrix": "matrix whose spectrum is plotted (default: the one that drifted most)",
     "embeddings": "also analyze embedding / lm_head updates: true | false",
-    "device": "auto | cpu | cuda (default cpu)",
+    "device": "auto | cpu | cuda (default cpu): where the decompositions run",
+    "workers": "batches of matrices analysed at once on the CPU, each with cores/workers threads (default: "
+               "min(2, cores)); memory grows with it",
     "force": "recompute analyses already stored with the same settings: true | false",
 }
 
@@ -125,40 +135,22 @@ def settings_from(opts: dict[str, str]) -> Settings:
         kw["embeddings"] = BOOL[choose("embeddings", opts["embeddings"], tuple(BOOL))]
     if "matrix" in opts:
         kw["matrix"] = opts["matrix"]
+    if "workers" in opts:
+        if not opts["workers"].isdigit() or int(opts["workers"]) < 1:
+            raise OptionError(f"error: bad workers {opts['workers']!r}; valid: an integer >= 1")
+        kw["workers"] = int(opts["workers"])
     return Settings(**kw)
 
 
 OPTION = re.compile(r"^([A-Za-z_]\w*)=(.*)$")
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def model_names() -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if p.stem != "hf")
 
 
 def resolve_checkpoint(key: str, ref: str) -> Path:
-    """A checkpoint dir from a dir, a model name of conf/model (its source, before warm-up) or a hub id."""
-    path = Path(ref).expanduser()
-    if path.is_dir():
-        if not any(path.glob("*.safetensors")):
-            raise OptionError(f"error: {key} {ref!r} holds no *.safetensors checkpoint")
-        return path
-    if ref in model_names():
-        from omegaconf import OmegaConf
-
-        from harness.models import source_dir
-
-        return Path(source_dir(OmegaConf.load(CONF_DIR / "model" / f"{ref}.yaml")))
-    if HUB_ID.match(ref) and not path.exists():
-        try:
-            from huggingface_hub import snapshot_download
-
-            return Path(snapshot_download(ref, allow_patterns=["*.json", "*.safetensors"]))
-        except Exception as exc:
-            raise OptionError(f"error: {key} {ref!r}: hub id not available ({type(exc).__name__}; "
-                              "offline by default: set HF_HUB_OFFLINE=0 to download)") from exc
-    raise OptionError(f"error: unknown {key} {ref!r}; valid: a checkpoint dir, a hub id (org/name) or a "
-                      f"model name: {', '.join(model_names())}")
+    """A checkpoint dir from a dir, a model name of conf/model or a hub id (one-line error otherwise)."""
+    try:
+        return sources.resolve_checkpoint(key, ref)
+    except sources.ResolveError as exc:
+        raise OptionError(str(exc)) from exc
 
 
 def parse_argv(argv: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -179,6 +171,7 @@ def parse_argv(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 def usage() -> str:
     lines = ["usage: python -m harness.analyze <run dir | sweep dir> [key=value ...]",
              "       python -m harness.analyze base=<dir | model name | hub id> tuned=<...> [out=<dir>]",
+             "       python -m harness.analyze pairs=<study.yaml> [out=<dir>] [key=value ...]",
              "options:"]
     return "\n".join(lines + [f"  {k}=  {v}" for k, v in OPTIONS.items()])
 
@@ -191,6 +184,13 @@ def run(argv: list[str]) -> None:
     CONTEXT["options"] = opts
     CONTEXT["settings"] = settings_from(opts)
     CONTEXT["force"] = BOOL[choose("force", opts.get("force", "false"), tuple(BOOL))]
+    if "pairs" in opts:
+        if targets or "base" in opts or "tuned" in opts:
+            raise OptionError("error: a pair study takes pairs=<file> and no run dir, base= or tuned=; valid: "
+                              "python -m harness.analyze pairs=<study.yaml> [out=<dir>]")
+        from harness.pairs.study import run_study
+
+        raise SystemExit(run_study(Path(opts["pairs"]), opts.get("out"), CONTEXT["settings"], CONTEXT["force"]))
     if "base" in opts or "tuned" in opts:
         if targets or not opts.get("base") or not opts.get("tuned"):
             raise OptionError("error: a checkpoint comparison needs base=<...> and tuned=<...> and no run dir; "

@@ -3,6 +3,7 @@
     python -m harness.bench analyzer [--model smollm2-135m | tiny | <checkpoint dir>] [--layers N]
     python -m harness.bench null [--model ...] [--repeats R]
     python -m harness.bench sampler [--model ...] [--repeats R]
+    python -m harness.bench pairs [--shape qwen2.5-0.5b | qwen2.5-1.5b] [--layers N]   (harness.pairs.bench)
 
 ``analyzer``: the geometry analyzer on the model's attention/MLP matrices with a synthetic ΔW (rank 8 +
 1 % sparse, each part 1e-3·‖W0‖_F), timing
@@ -33,6 +34,7 @@ import pandas as pd
 import torch
 
 from harness import CONF_DIR  # noqa: E402
+from harness.pairs.bench import bench_pairs  # noqa: E402
 
 
 def resolve_model(model: str) -> Path:
@@ -281,6 +283,7 @@ BENCHES: dict[str, Callable[[argparse.Namespace], str]] = {
     "analyzer": lambda a: bench_analyzer(a.model, a.layers, a.seed),
     "null": lambda a: bench_null(a.model, a.layers, a.seed, a.repeats),
     "stats": lambda a: bench_stats(a.model, a.layers, a.seed, a.repeats),
+    "pairs": bench_pairs,
 }
 
 
@@ -294,6 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--layers", type=int, default=None, help="only the first N layers (quicker)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=3, help="null: timings alternated this many times (best kept)")
+    p.add_argument("--shape", default="qwen2.5-0.5b", help="pairs: the model shape the pair is built from")
     p.add_argument("--threads", type=int, default=None,
                    help="torch/BLAS threads (1 gives steadier timings on a shared machine)")
     args = p.parse_args(argv[1:])

@@ -26,16 +26,21 @@ class Decomp(NamedTuple):
     V: torch.Tensor | None  # (B, n, K)
 
 
-def gram(w: torch.Tensor) -> torch.Tensor:
-    """Gram matrix of the smaller side of each matrix in the batch (float64 in, float64 out), on w's device."""
+GRAM_BLOCK = 1 << 21  # entries of a batch per float64 block of the Gram product: 16 MiB, large enough for BLAS
+
+
+def gram(w: torch.Tensor, left: bool | None = None) -> torch.Tensor:
+    """Gram matrix of each matrix in the batch (float64 in, float64 out), on w's device: W Wᵀ when ``left``,
+    else Wᵀ W; by default of the smaller side."""
     m, n = w.shape[-2:]
+    left = m <= n if left is None else left
     if w.device.type == "cpu":
         # numpy recognizes A·Aᵀ / Aᵀ·A and calls BLAS syrk (half the flops): measured 2x faster than torch's
         # general product on CPU, and the Grams are a third of the analyzer's time.
         a = w.detach().numpy()
         at = a.swapaxes(-1, -2)
-        return torch.from_numpy(np.matmul(a, at) if m <= n else np.matmul(at, a))
-    return w @ w.mT if m <= n else w.mT @ w
+        return torch.from_numpy(np.matmul(a, at) if left else np.matmul(at, a))
+    return w @ w.mT if left else w.mT @ w
 
 
 def values_from_eigs(lam: torch.Tensor) -> torch.Tensor:
@@ -43,18 +48,39 @@ def values_from_eigs(lam: torch.Tensor) -> torch.Tensor:
     return lam.flip(-1).clamp_min(0).sqrt()
 
 
-def gram_decomp(w: torch.Tensor, k: int = 0) -> Decomp:
-    """All singular values of each matrix (float64 batch) and, if ``k`` > 0, its top-k singular vectors."""
-    m, n = w.shape[-2:]
-    g = gram(w)
+def gram_decomp(w: torch.Tensor, k: int = 0, add: torch.Tensor | None = None, block: int = GRAM_BLOCK) -> Decomp:
+    """All singular values of each matrix W of the batch and, if ``k`` > 0, its top-k singular vectors, from
+    the float64 Gram of its smaller side. ``w`` may be float32 or float64; with ``add``, W = w + add, summed in
+    w's dtype (a tuned float32 matrix as W0 + ΔW). The Gram is accumulated over blocks of the larger side of
+    at most ``block`` entries, each widened to float64 in turn, so no float64 copy of a large W is held."""
+    bsz, m, n = w.shape
+    tall = m > n  # the Gram is WᵀW (n×n) over row blocks, else W Wᵀ (m×m) over column blocks
+    small, large = (n, m) if tall else (m, n)
+    step = max(1, block // max(1, bsz * small))
+    cuts = [slice(j, min(large, j + step)) for j in range(0, large, step)]
+
+    def part(sl: slice) -> torch.Tensor:
+        x = w[:, sl] if tall else w[:, :, sl]
+        if add is not None:
+            x = x + (add[:, sl] if tall else add[:, :, sl])
+        return x.double()
+
+    g = gram(part(cuts[0]), left=not tall)
+    for sl in cuts[1:]:
+        g += gram(part(sl), left=not tall)
     if k <= 0:
         return Decomp(values_from_eigs(torch.linalg.eigvalsh(g)), None, None)
     lam, vec = torch.linalg.eigh(g)
+    del g
     s = values_from_eigs(lam)
     x = vec[..., -k:].flip(-1)  # top-k eigenvectors of the Gram = top-k vectors of the smaller side
-    # The other side: W x / σ. σ is clamped so that a rank-deficient W gives finite (if arbitrary) vectors.
-    y = (w.mT @ x if m <= n else w @ x) / s[..., None, :k].clamp_min(torch.finfo(s.dtype).tiny)
-    return Decomp(s, x, y) if m <= n else Decomp(s, y, x)
+    # The other side: W x / σ, block by block. σ is clamped so that a rank-deficient W gives finite (if
+    # arbitrary) vectors.
+    scale = s[..., None, :k].clamp_min(torch.finfo(s.dtype).tiny)
+    y = torch.empty(bsz, large, x.shape[-1], dtype=torch.float64, device=x.device)
+    for sl in cuts:
+        y[:, sl] = (part(sl) @ x if tall else part(sl).mT @ x) / scale
+    return Decomp(s, y, x) if tall else Decomp(s, x, y)
 
 
 # --- the principal mask (DESIGN.md: top-α fraction of |rank-k reconstruction of W0|) ----------------------
@@ -80,7 +106,11 @@ def principal_threshold(scores: torch.Tensor, alpha: float) -> torch.Tensor:
     """Per matrix, the round(α·mn)-th largest score (at least 1 entry)."""
     flat = scores.flatten(-2)
     top = max(1, round(alpha * flat.shape[-1]))
-    return torch.kthvalue(flat, flat.shape[-1] - top + 1, dim=-1).values
+    kth = flat.shape[-1] - top  # 0-based rank from the bottom
+    if flat.device.type == "cpu":  # numpy's introselect: the same value, measured 2.8x faster than kthvalue
+        part = np.partition(flat.detach().numpy(), kth, axis=-1)[..., kth]
+        return torch.from_numpy(np.array(part))
+    return torch.kthvalue(flat, kth + 1, dim=-1).values
 
 
 def principal_mask(scores: torch.Tensor, alpha: float, threshold: torch.Tensor | None = None) -> torch.Tensor:

@@ -154,7 +154,7 @@ def test_accuracy_section_and_table1_group_alike_with_intervals(tmp_path):
 # --- the data walk -----------------------------------------------------------------------------------------
 
 ANALYSIS = ("harness.geometry", "harness.report", "harness.analyze", "harness.sweep", "harness.claims",
-            "harness.unlearn.report", "harness.unlearn.classify")
+            "harness.pairs", "harness.unlearn.report", "harness.unlearn.classify")
 TRAINING = ("harness.run", "harness.callbacks", "harness.objectives", "harness.warmup", "harness.adapters",
             "harness.trained", "harness.vllm_sync")
 

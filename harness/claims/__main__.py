@@ -1,5 +1,6 @@
-"""``python -m harness.claims <sweep dir>``: judge every claim on a sweep, print the verdicts, write
-``claims.csv``, ``claims.md`` and ``claims_forest.png`` into the sweep dir. A bad dir: one line, exit 2."""
+"""``python -m harness.claims <sweep dir | pair-study dir>``: judge every claim on a sweep (or, group by group,
+on the pairs of a pair study), print the verdicts, write ``claims.csv``, ``claims.md`` and
+``claims_forest.png`` into the dir. A bad dir: one line, exit 2."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     from harness.claims.table import write_claims
 
     df, _, _ = write_claims(sweep)
-    for _, r in df.iterrows():
-        print(f"{r['id']:<7} {r['verdict']:<27} {r['estimate [95% CI]']}")
+    for _, r in df.iterrows():  # a pair study: one row per claim and group
+        group = f"{r['group']} " if "group" in df else ""
+        print(f"{group}{r['id']:<7} {r['verdict']:<27} {r['estimate [95% CI]']}")
     print(f"[harness] claims: {sweep.path / 'claims.md'}")
     return 0
 

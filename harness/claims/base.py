@@ -1,7 +1,8 @@
 """The claim registry and the verdict rules.
 
 A :class:`Claim` states one published claim (id, the claim in a line, its source, the statistic, which runs
-estimate it, the null or threshold, the source's own figure) and carries two functions: ``estimate`` reads a
+estimate it, the null or threshold, the source's own figure) and carries two functions (three where it can be
+judged on released checkpoint pairs: ``pairs``, the estimate of a pair study): ``estimate`` reads a
 sweep's measured artifacts into :class:`Part` estimates (each a statistic with its 95 % interval and the side
 of its null the claim predicts), and ``rule`` turns them into a :class:`Result` with a verdict. The default
 rule, :func:`all_parts`, applies :func:`judge` to every part: a part is *supported* when its interval lies
@@ -111,6 +112,9 @@ class Claim:
     estimate: Callable  # (ClaimData) -> list[Part]
     rule: Callable[[list[Part]], Result] = all_parts
     order: int = 0
+    # (ClaimData of one group of a pair study) -> list[Part]: the estimate on released checkpoint pairs, pairs
+    # in place of seeds; None: the claim needs what only training runs measure (accuracy, eNTK, pass@k, KL)
+    pairs: Callable | None = None
 
 
 CLAIMS: dict[str, Claim] = {}

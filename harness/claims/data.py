@@ -1,6 +1,10 @@
 """What the claims read from a sweep: one row per done run with its measured values, and the run sets the
 claims are estimated from, found only through :class:`harness.sweep.Sweep` grouping and pairing.
 
+A pair study (:mod:`harness.pairs`) gives one row per analysed checkpoint pair instead, with its ``group``
+(family key) and the storage dtypes of both checkpoints; the claims judge it group by group
+(:meth:`ClaimData.only_group`), pairs in place of seeds.
+
 Per run (:func:`claim_table`): the report's per-run values (:func:`harness.report.base.per_run`: whole-model
 geometry as ``geo:<key>``, ``acc_id``/``gain_id``/``acc_ood``/``change_ood``, the ``entk_*`` figures), the
 resolved settings the claims select on (``task_name``, ``beta``, ``dtype``, ``r``, ``criterion``, ``lr``;
@@ -19,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from harness.claims.base import Part
+from harness.pairs import is_pair_study, pair_of
 from harness.stats import seed_mean
 from harness.sweep import Sweep
 
@@ -41,6 +46,8 @@ def claim_table(sweep: Sweep) -> pd.DataFrame:
     if runs.empty:
         return runs
     runs = runs[runs["status"] == "done"].copy()
+    if is_pair_study(sweep):
+        return pair_table(sweep, runs)
     extra = []
     for name, objective in zip(runs["run"], runs["objective"]):
         run = sweep.run(name)
@@ -64,6 +71,19 @@ def claim_table(sweep: Sweep) -> pd.DataFrame:
     # The study's task is the one most runs trained on; runs on other tasks serve the cross-dataset claims.
     table["main_task"] = table["task_name"] == table["task_name"].value_counts().idxmax()
     return table
+
+
+def pair_table(sweep: Sweep, runs: pd.DataFrame) -> pd.DataFrame:
+    """The done pairs of a pair study, with their group (family key) and the storage dtypes of both
+    checkpoints (what the precision claims select on)."""
+    extra = []
+    for name in runs["run"]:
+        pair = pair_of(sweep.run(name)) or {}
+        extra.append({"group": str(pair.get("group") or "–"), "base_dtype": str(pair.get("base_dtype") or "–"),
+                      "tuned_dtype": str(pair.get("tuned_dtype") or "–"), "algorithm": str(pair.get("algorithm") or ""),
+                      "task_name": str(pair.get("dataset") or "–"), "main_task": True})
+    return pd.concat([runs.drop(columns=["group"], errors="ignore").reset_index(drop=True), pd.DataFrame(extra)],
+                     axis=1)
 
 
 # --- run selection -------------------------------------------------------------------------------------
@@ -99,6 +119,22 @@ class ClaimData:
     @classmethod
     def load(cls, sweep: Sweep) -> ClaimData:
         return cls(sweep, claim_table(sweep))
+
+    @property
+    def pair_study(self) -> bool:
+        """Whether the "runs" are released checkpoint pairs (:mod:`harness.pairs`): pairs in place of seeds."""
+        return is_pair_study(self.sweep)
+
+    def groups(self) -> list[str]:
+        """A pair study's group keys (families), largest first."""
+        if self.table.empty or "group" not in self.table:
+            return []
+        counts = self.table["group"].value_counts()
+        return sorted(counts.index, key=lambda g: (-counts[g], str(g)))
+
+    def only_group(self, group: str) -> ClaimData:
+        """The same study restricted to the pairs of one group: every claim compares pairs of one family."""
+        return ClaimData(self.sweep, self.table[self.table["group"] == group].reset_index(drop=True))
 
     def row(self, run: str) -> dict:
         return self.table[self.table["run"] == run].iloc[0].to_dict()
@@ -178,6 +214,31 @@ def over_seeds(name: str, values: Sequence[float], runs: Sequence[str], null: fl
     return Part(name, s.estimate, s.lo, s.hi, s.n, null, side, runs=list(runs), note=note)
 
 
+def two_groups(name: str, a: Sequence[float], b: Sequence[float], runs: Sequence[str], null: float, side: str,
+               needs: str | None = None, note: str = "", labels: tuple[str, str] = ("RLVR", "SFT")) -> Part:
+    """A :class:`Part` for unpaired units (released pairs of two objectives: no seed pairs them one to one):
+    mean(a) − mean(b) with Welch's 95 % interval (scipy's ``ttest_ind``, unequal variances); n is the
+    smaller group's size, so the rule's n ≥ 2 asks for two pairs on each side. NaN values are left out."""
+    x, y = (np.asarray(v, dtype=float) for v in (a, b))
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    counts = f"Welch over {len(x)} {labels[0]} and {len(y)} {labels[1]} pairs"
+    note = "; ".join(t for t in (counts, note) if t)
+    if needs or not (len(x) and len(y)):
+        return Part(name, null=null, side=side, needs=needs or "pairs of both objectives", runs=list(runs),
+                    note=note, unit="pairs")
+    est = float(x.mean() - y.mean())
+    lo = hi = math.nan
+    if len(x) >= 2 and len(y) >= 2:
+        if x.var() + y.var() == 0:  # no spread on either side: the difference is exact
+            lo = hi = est
+        else:
+            from scipy import stats as sps
+
+            ci = sps.ttest_ind(x, y, equal_var=False).confidence_interval(0.95)
+            lo, hi = float(ci.low), float(ci.high)
+    return Part(name, est, lo, hi, min(len(x), len(y)), null, side, unit="pairs", runs=list(runs), note=note)
+
+
 def div(a: float, b: float) -> float:
     """a/b, NaN where b is 0 or either is not finite (a zero update has no per-size figure)."""
     return a / b if b != 0 and math.isfinite(a) and math.isfinite(b) else math.nan
@@ -190,3 +251,25 @@ def log_ratio(a: float, b: float) -> float:
 
 def flat(pairs: Sequence[tuple[str, ...]]) -> list[str]:
     return [r for p in pairs for r in p]
+
+
+# --- pair studies: released checkpoint pairs of one group, pairs in place of seeds -----------------------
+
+
+def any_pair(row: dict) -> bool:
+    """Every pair of the group counts (released checkpoints: no KL or precision setting to hold fixed)."""
+    return True
+
+
+def objective_sides(data: ClaimData, a: str = "rlvr", b: str = "sft") -> tuple[list[str], list[str], str | None]:
+    """The pairs of objective ``a`` and of ``b`` in a pair study's group (unpaired: no seed matches them one to
+    one), and what is missing to compare them."""
+    side_a, side_b = ([] if data.table.empty else list(data.select(lambda r, o=o: r.get("objective") == o)["run"])
+                      for o in (a, b))
+    needs = None if side_a and side_b else f"{a.upper()} and {b.upper()} pairs in one group (≥ 2 each)"
+    return side_a, side_b, needs or data.geo_needs(side_a + side_b)
+
+
+def logs(data: ClaimData, runs: Sequence[str], col: str) -> list[float]:
+    """log of a per-pair figure (NaN where it is not positive)."""
+    return [log_ratio(data.value(r, col), 1.0) for r in runs]

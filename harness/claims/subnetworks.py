@@ -23,19 +23,33 @@ def s1(data: ClaimData) -> list[Part]:
     pred, dtype = _rlvr_full("bfloat16"), "bfloat16"
     if data.group(pred).empty:  # the paper measured bf16 weights; fall back to fp32 training, said so
         pred, dtype = _rlvr_full("float32"), "float32"
+    return s1_parts(data, pred, f"trained in {dtype}", "RLVR full FT (bf16-trained preferred, ≥ 2 seeds)")
+
+
+def s1_pairs(data: ClaimData) -> list[Part]:
+    """Released pairs: |Δ| ≤ 1e-5 on the stored weights, as sparsity_in_rl computes it (stored in bf16, this
+    is "unchanged in bf16"); the storage dtypes are noted."""
+    pred = lambda r: r.get("objective") == "rlvr"  # noqa: E731
+    rows = data.select(pred)
+    stored = sorted({f"{r.base_dtype}→{r.tuned_dtype}" for r in rows.itertuples()}) if len(rows) else []
+    return s1_parts(data, pred, f"stored {', '.join(stored)}" if stored else "", "≥ 2 RLVR pairs in this group",
+                    "≥ 2 RLVR pairs from one base")
+
+
+def s1_parts(data: ClaimData, pred, note: str, what: str, cross_what: str = "RLVR full FT with ≥ 2 seeds"
+             ) -> list[Part]:
     g = data.group(pred)
     runs = list(g["run"]) if len(g) else []
-    needs = None if runs else "RLVR full FT (bf16-trained preferred, ≥ 2 seeds)"
+    needs = None if runs else what
     if runs:
         needs = data.geo_needs(runs, "geo:sparsity_abs")
-    note = f"trained in {dtype}"
     sparsity = over_seeds("RLVR sparsity |Δ|≤1e-5", [] if needs else [data.value(r, "geo:sparsity_abs") for r in runs],
                           runs, MOST, "above", needs, note)
     rank = over_seeds("RLVR numerical-rank fraction of ΔW", [] if needs else
                       [data.value(r, "geo:num_rank_frac") for r in runs], runs, FULL_RANK, "above", needs)
     if runs and not needs:
         rank.note = f"effective rank beside it: {g['geo:eff_rank'].mean():.3g}" if "geo:eff_rank" in g else ""
-    overlap = cross_parts(data, pred, "RLVR full FT with ≥ 2 seeds")[0]
+    overlap = cross_parts(data, pred, cross_what)[0]
     return [sparsity, overlap, rank]
 
 
@@ -46,4 +60,4 @@ register(Claim(
     "RLVR full FT (bf16-trained condition if present, else fp32), Sweep.groups / Sweep.pairs('seed')",
     f"sparsity {MOST}; Jaccard excess 0; rank fraction {FULL_RANK}; claim: above each",
     "GRPO 68.5–86 % unchanged at |Δ| ≤ 1e-5 (bf16); overlap 60.5 % vs 36.7 % random; 99 % of max numerical rank",
-    s1, order=80))
+    s1, order=80, pairs=s1_pairs))

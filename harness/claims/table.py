@@ -18,9 +18,36 @@ COLUMNS = ["id", "claim", "source", "statistic", "estimate [95% CI]", "null / th
 
 
 def judge_all(sweep: Sweep) -> list[tuple[Claim, Result]]:
-    """Each registered claim's estimate and verdict on ``sweep``."""
+    """Each registered claim's estimate and verdict on ``sweep`` (a pair study: on its largest group, see
+    :func:`judge_groups`)."""
     data = ClaimData.load(sweep)
+    if data.pair_study:
+        groups = judge_groups(data)
+        return groups[0][1] if groups else []
     return [(c, c.rule(c.estimate(data))) for c in ordered()]
+
+
+def judge_groups(data: ClaimData) -> list[tuple[str, list[tuple[Claim, Result]]]]:
+    """A pair study, group by group (largest first): every claim that released weights can answer
+    (:attr:`Claim.pairs`), on the pairs of that group only, pairs in place of seeds."""
+    out = []
+    for group in data.groups():
+        sub = data.only_group(group)
+        results = []
+        for c in ordered():
+            if c.pairs is None:
+                continue
+            parts = c.pairs(sub)
+            for p in parts:
+                p.unit = "pairs" if p.unit == "seeds" else p.unit
+            results.append((c, c.rule(parts)))
+        out.append((group, results))
+    return out
+
+
+def not_on_pairs() -> list[str]:
+    """Claims that need what only training runs measure (accuracy, eNTK, pass@k, KL, pass rates)."""
+    return [c.id for c in ordered() if c.pairs is None]
 
 
 def _ci(p) -> str:
@@ -88,12 +115,49 @@ def forest_plot(df: pd.DataFrame, path: Path) -> Path | None:
     return path
 
 
+PAIRS_TEXT = ("Pair study: each group (family key) is judged on its own pairs, pairs in place of seeds: a claim on one "
+              "objective is a mean over its pairs with the t-interval; RLVR vs SFT is Welch's difference over the "
+              "two sets of pairs (released pairs are not matched one to one); cross-pair agreement (P4, S1) uses "
+              "pairs from one base. n = pairs (the smaller side for Welch).")
+
+
+def write_pair_claims(data: ClaimData, out_dir: Path) -> tuple[pd.DataFrame, str, Path | None]:
+    """A pair study's claims: one table per group, one forest plot (rows ``id · group``)."""
+    frames, sections = [], []
+    for group, results in judge_groups(data):
+        df = claims_frame(results)
+        df.insert(0, "group", group)
+        frames.append(df)
+        n = int((data.table["group"] == group).sum())
+        sections.append(f"### Group `{group}` ({n} pairs)\n\n{markdown_table(df)}\n")
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["group", *COLUMNS])
+    df.to_csv(out_dir / "claims.csv", index=False)
+    shown = df.assign(id=[f"{i} · {g}" for i, g in zip(df["id"], df["group"])]) if len(frames) > 1 else df
+    plot = forest_plot(shown, out_dir / "claims_forest.png")
+    skipped = ", ".join(not_on_pairs())
+    text = (f"{PAIRS_TEXT} Not judged on pairs (they need training-time measurements): {skipped}.\n\n"
+            f"{VERDICT_TEXT}\n\n" + "\n".join(sections))
+    if plot:
+        text += f"\n![claims forest plot]({plot.name})\n"
+    atomic_write_text(out_dir / "claims.md", text)
+    return df, text, plot
+
+
+VERDICT_TEXT = ("Supported: the interval lies on the predicted side of the null; contradicted: on the other side; "
+                "inconclusive at this scale: it spans the null, n < 2, or pairs/artifacts are missing "
+                "(\"needs: ...\").")
+
+
 def write_claims(sweep: Sweep, out_dir: Path | None = None) -> tuple[pd.DataFrame, str, Path | None]:
     """Judge every claim; write ``claims.csv``, ``claims.md`` and ``claims_forest.png`` into ``out_dir``
-    (default: the sweep dir); return the table, the markdown and the plot's path."""
+    (default: the sweep dir); return the table, the markdown and the plot's path. A pair study gets one
+    table per group (:func:`write_pair_claims`)."""
     out_dir = Path(out_dir or sweep.path)
     out_dir.mkdir(parents=True, exist_ok=True)
-    df = claims_frame(judge_all(sweep))
+    data = ClaimData.load(sweep)
+    if data.pair_study:
+        return write_pair_claims(data, out_dir)
+    df = claims_frame([(c, c.rule(c.estimate(data))) for c in ordered()])
     df.to_csv(out_dir / "claims.csv", index=False)
     plot = forest_plot(df, out_dir / "claims_forest.png")
     text = (f"Each row: the claim, its source, our statistic with its 95 % interval over seeds (or prompts where "

@@ -96,7 +96,7 @@ def jsonable(obj):
 def summary_header(settings: Settings) -> str:
     k = settings.labels()[0]
     return (f"{'run':<28} {'drift':>9} {'[null]':>9} {'angle°(' + k + ')':>12} {'[null]':>7} {'max°':>7} "
-            f"{'vacuous':>7} {'sparsity bf16/abs':>18} {'eff.rank':>9} {'energy(' + k + ')':>12} {'random':>9}")
+            f"{'vacuous':>7} {'sparsity bf16/rel/abs':>21} {'eff.rank':>9} {'energy(' + k + ')':>12} {'random':>9}")
 
 
 def summary_line(label: str, whole: dict, settings: Settings) -> str:
@@ -107,8 +107,8 @@ def summary_line(label: str, whole: dict, settings: Settings) -> str:
         v = whole.get(key)
         return math.nan if v is None else v
 
-    sp = f"{g('sparsity_bf16'):.3f} / {g('sparsity_abs'):.3f}"
+    sp = f"{g('sparsity_bf16'):.3f}/{g('sparsity_rel1e3'):.3f}/{g('sparsity_abs'):.3f}"
     vac = f"{int(g('vacuous_' + k))}/{int(g('matrices'))}" if whole.get("vacuous_" + k) is not None else "-"
     return (f"{label[:28]:<28} {g('drift'):9.2e} {g('drift_null'):9.2e} {g('angle_' + k):12.4f} "
-            f"{g('angle_null_' + k):7.4f} {g('max_angle_' + k):7.3f} {vac:>7} {sp:>18} {g('eff_rank'):9.2f} "
+            f"{g('angle_null_' + k):7.4f} {g('max_angle_' + k):7.3f} {vac:>7} {sp:>21} {g('eff_rank'):9.2f} "
             f"{g('energy_' + k):12.3e} {g('energy_base_' + k):9.2e}")

@@ -23,17 +23,20 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from harness.geometry import plots
 from harness.geometry.aggregate import aggregate, jsonable, summary_header, summary_line
 from harness.geometry.cross import cross_run
 from harness.geometry.metrics import Settings, batch_metrics, columns
 from harness.geometry.sources import Checkpoint, PairDelta, RunDelta, matrix_kind, sort_names
-from harness.geometry.spectra import SpectraCache, by_shape, chunks, gram_decomp
+from harness.geometry.spectra import SpectraCache, batch, by_shape, chunks, gram_decomp, run_batches
+from harness.pairs import pair_of
 from harness.store import atomic_write_text, settings_hash
 from harness.sweep import DELTA, SKIPPED, RunDir, run_dirs
 
-ANALYZER_VERSION = 2  # bump when a metric's computation changes: stored analyses are then recomputed
+ANALYZER_VERSION = 3  # bump when a metric's computation changes: stored analyses are then recomputed
+# (3: sparsity_bf16 is the bf16-cast criterion, the relative rule is sparsity_rel1e3)
 
 
 def settings_tag(settings: Settings) -> str:
@@ -83,24 +86,53 @@ def analyzed_names(base: Checkpoint, delta: RunDelta | PairDelta, settings: Sett
     return sort_names(names)
 
 
-def analyze_delta(base: Checkpoint, delta: RunDelta | PairDelta, settings: Settings) -> pd.DataFrame:
-    """The per-matrix table of one ΔW against its base: batched by shape, W0's part from the cache."""
+PROGRESS_DELAY_S = 2.0  # a bar appears only for work that takes longer: a quick analysis prints nothing
+
+
+def progress_bar(total: int, desc: str) -> tqdm:
+    """A bar over matrices with the time left (stderr), shown once the work has taken 2 s."""
+    return tqdm(total=total, desc=desc, unit="matrix", file=sys.stderr, mininterval=1.0, dynamic_ncols=True,
+                delay=PROGRESS_DELAY_S)
+
+
+def analyze_delta(base: Checkpoint, delta: RunDelta | PairDelta, settings: Settings, label: str = "ΔW"
+                  ) -> pd.DataFrame:
+    """The per-matrix table of one ΔW against its base: batched by shape (one batch holds at most a few
+    matrices, and ``settings.workers`` batches run at once, so memory does not grow with the model), W0's
+    part from the cache; progress bars over the matrices (W0's decompositions when not cached yet, then the
+    metrics)."""
     device = resolve_device(settings.device)
     names = analyzed_names(base, delta, settings)
     cache = SpectraCache.of(base, device)
-    cache.ensure(names, lambda n: settings.k_values(*base.shape(n)), settings.alpha)
-    rows = []
-    for shape, group in by_shape(names, base.shape).items():
+    ks_of = lambda n: settings.k_values(*base.shape(n))  # noqa: E731
+    workers = settings.worker_count(device)
+    todo = cache.missing(names, ks_of, settings.alpha)
+    if todo:
+        with progress_bar(len(todo), f"W0 decompositions ({base.path.name}, once per base)") as bar:
+            cache.ensure(todo, ks_of, settings.alpha, bar.update, workers)
+
+    def one(job: tuple[tuple[int, ...], list[str]]) -> list[dict]:
+        shape, chunk = job
         ks = settings.k_values(*shape)
-        for chunk in chunks(group, shape):
-            w0 = torch.stack([base.get(n) for n in chunk]).to(device, torch.float32)
-            d = torch.stack([delta.get(n) for n in chunk]).to(device, torch.float32)
-            res = batch_metrics(w0, d, cache.decomp(chunk, max(ks)),
-                                [cache.thresholds(chunk, k, settings.alpha) for k in ks], settings)
-            for i, name in enumerate(chunk):
-                layer, module = matrix_kind(name)
-                rows.append({"name": name, "layer": layer, "module": module, "m": shape[0], "n": shape[1],
-                             "params": shape[0] * shape[1], **{k: float(v[i]) for k, v in res.items()}})
+        held = cache.entries(chunk)
+        w0 = batch([base.get(n) for n in chunk]).to(device, torch.float32)
+        d = batch([delta.get(n) for n in chunk]).to(device, torch.float32)
+        res = batch_metrics(w0, d, cache.decomp(chunk, max(ks), held),
+                            [cache.thresholds(chunk, k, settings.alpha, held) for k in ks], settings)
+        del w0, d, held
+        out = []
+        for i, name in enumerate(chunk):
+            layer, module = matrix_kind(name)
+            out.append({"name": name, "layer": layer, "module": module, "m": shape[0], "n": shape[1],
+                        "params": shape[0] * shape[1], **{k: float(v[i]) for k, v in res.items()}})
+        return out
+
+    jobs = [(shape, chunk) for shape, group in by_shape(names, base.shape).items() for chunk in chunks(group, shape)]
+    rows = []
+    with progress_bar(len(names), f"geometry {label}") as bar:
+        for out in run_batches(one, jobs, workers):
+            rows += out
+            bar.update(len(out))
     order = {n: i for i, n in enumerate(names)}
     rows.sort(key=lambda r: order[r["name"]])
     return pd.DataFrame(rows, columns=columns(settings))
@@ -125,7 +157,7 @@ def analyze_one(label: str, out_dir: Path, base: Checkpoint, delta: RunDelta | P
         except (OSError, ValueError):
             pass  # unreadable: recompute
     t0 = time.perf_counter()
-    table = analyze_delta(base, delta, settings)
+    table = analyze_delta(base, delta, settings, label)
     summary = {"label": label, **info, "base_dir": str(base.path), "fingerprint": fingerprint,
                "settings": settings.fingerprint(),
                "analyze_s": round(time.perf_counter() - t0, 3), **aggregate(table)}
@@ -136,13 +168,25 @@ def analyze_one(label: str, out_dir: Path, base: Checkpoint, delta: RunDelta | P
     return Analysis(label, out_dir, table, summary, base, delta)
 
 
-def load_job(run: RunDir) -> tuple[Checkpoint, RunDelta]:
-    """Base checkpoint and delta of a run; :class:`RunError` with the reason if unusable."""
+def load_pair(pair: dict) -> tuple[Checkpoint, PairDelta]:
+    """Base checkpoint and ΔW of a checkpoint pair (the resolved dirs a pair study wrote into ``run.json``)."""
+    try:
+        base = Checkpoint(pair["base_dir"])
+        return base, PairDelta(base, Checkpoint(pair["tuned_dir"]))
+    except (KeyError, TypeError, OSError) as exc:
+        raise RunError(f"checkpoint pair unreadable ({type(exc).__name__}: {exc})") from exc
+
+
+def load_job(run: RunDir) -> tuple[Checkpoint, RunDelta | PairDelta]:
+    """Base checkpoint and delta of a run (or of a pair study's pair); :class:`RunError` with the reason if
+    unusable."""
     rec = run.record
     if rec is None:
         raise RunError("run.json missing or unreadable")
     if run.status != "done":
         raise RunError(f"status {run.status!r}" + (f" ({run.reason})" if run.reason else ""))
+    if pair_of(run) is not None:
+        return load_pair(pair_of(run))
     if not run.file(DELTA).exists():
         raise RunError(f"no {DELTA}")
     try:
@@ -156,6 +200,8 @@ def load_job(run: RunDir) -> tuple[Checkpoint, RunDelta]:
 
 
 def run_label(run: RunDir) -> str:
+    if pair_of(run) is not None:
+        return run.name
     if run.record and run.record.get("adapter") and run.record.get("objective"):
         return f"{run.identity('adapter')}/{run.identity('objective')}/s{run.seed}"
     return run.name

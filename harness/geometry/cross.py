@@ -24,6 +24,7 @@ import torch
 from harness.geometry.metrics import bf16_changed
 from harness.geometry.sources import Checkpoint, matrix_kind
 
+CHUNK = 1 << 22  # entries per float64 slice of the pairwise products (32 MiB per run)
 CROSS_COLUMNS = ["run_a", "run_b", "scope", "cosine", "cosine_base", "norm_a", "norm_b", "jaccard", "jaccard_base",
                  "params"]
 
@@ -43,10 +44,12 @@ class _Acc:
 
     def add(self, d: torch.Tensor, mask: torch.Tensor) -> None:
         n = d.shape[1]
-        self.dot += d @ d.T
-        mf = mask.double()
-        self.inter += mf @ mf.T  # pairwise intersection counts
-        cnt = mf.sum(1)
+        for i in range(0, n, CHUNK):  # float64 products over slices: memory stays flat
+            dd = d[:, i:i + CHUNK].double()
+            self.dot += dd @ dd.T
+            mf = mask[:, i:i + CHUNK].double()
+            self.inter += mf @ mf.T  # pairwise intersection counts
+        cnt = mask.sum(1, dtype=torch.float64)
         outer = cnt[:, None] * cnt[None, :] / n
         self.e_inter += outer
         self.e_union += cnt[:, None] + cnt[None, :] - outer
@@ -63,7 +66,7 @@ def cross_run(labels: list[str], deltas: list[DeltaSource], base: Checkpoint, na
         w0 = base.get(name).to(device, torch.float32)
         ds = torch.stack([dl.get(name).to(device, torch.float32) for dl in deltas])
         masks = bf16_changed(w0.expand_as(ds), ds)[0].flatten(1).cpu()
-        flat = ds.flatten(1).double().cpu()
+        flat = ds.flatten(1).cpu()
         for scope in ("all", matrix_kind(name)[1]):
             accs.setdefault(scope, _Acc(r)).add(flat, masks)
     rows = []

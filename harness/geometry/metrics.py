@@ -12,9 +12,15 @@ For W0 (m×n), ΔW and W1 = W0 + ΔW, batched over matrices of one shape:
   order; the gap taken as Wedin's theorem states it (σ_k(W1) ≥ σ_k(W0) − ‖ΔW‖₂ by Weyl) makes it a true
   bound. It is vacuous when ≥ 1 (inf when the gap closes): such an angle says nothing about the update, so
   the aggregates leave it out (and count it, ``vacuous_<k>``).
-- ``sparsity_bf16``: fraction of entries with |Δ| ≤ 1e-3·max(|w0|, |w1|). Consecutive bf16 numbers differ by
-  at least 2⁻⁸·max ≈ 3.9e-3·max, so for bf16 weights this is exactly "identical in bf16".
-  ``sparsity_abs``: fraction with |Δ| ≤ 1e-5.
+- Update sparsity (share of unchanged entries), three criteria told apart, as DESIGN.md defines them:
+  ``sparsity_bf16``: identical after casting both weights to bf16, bf16(w0) = bf16(w1) — the papers'
+  criterion (sparsity_in_rl loads both checkpoints in bf16; its "|Δ| ≤ 1e-5" figures mean this);
+  ``sparsity_rel1e3``: the relative 1e-3 rule, |Δ| ≤ 1e-3·max(|w0|, |w1|); consecutive bf16 numbers differ
+  by at least 2⁻⁸·max ≈ 3.9e-3·max, so for weights *stored* in bf16 it equals bf16 identity, while on fp32
+  weights it is stricter (a change below bf16's spacing but above 1e-3 relative counts as changed);
+  ``sparsity_abs``: |Δ| ≤ 1e-5 on the fp32 Δ (on bf16-stored weights again "unchanged in bf16" wherever
+  |w| ≥ 2⁻⁹ ≈ 2e-3, where bf16's spacing exceeds 1e-5). The update mask M_upd of the mask overlap and of the
+  cross-run Jaccard is the relative rule (bf16 identity for bf16-stored weights).
 - ``eff_rank``: exp(H(p)), p_i = σ_i(ΔW)/Σσ(ΔW); ``stable_rank``: ‖ΔW‖_F²/‖ΔW‖₂²; ``num_rank_frac``:
   #{σ_i > σ_max·max(m, n)·eps} / min(m, n), the default tolerance of ``matrix_rank`` with eps of float32
   (the precision ΔW is computed in, whatever dtype it is stored in). A zero ΔW has no rank: all three NaN,
@@ -59,11 +65,11 @@ from dataclasses import asdict, dataclass
 import torch
 
 from harness.geometry.spectra import Decomp, gram_decomp, randomized_topk, rank_k_scores
-from harness.linalg import principal_angles, principal_mask
+from harness.linalg import principal_angles, principal_mask, principal_threshold
 
 TOPK_METHODS = ("exact", "randomized")
-BF16_RTOL = 1e-3  # DESIGN: unchanged iff |w1 − w0| ≤ 1e-3·max(|w0|, |w1|)
-ABS_TOL = 1e-5  # DESIGN: absolute criterion |Δ| ≤ 1e-5
+BF16_RTOL = 1e-3  # DESIGN: the relative rule, unchanged iff |w1 − w0| ≤ 1e-3·max(|w0|, |w1|)
+ABS_TOL = 1e-5  # DESIGN: absolute criterion |Δ| ≤ 1e-5 (on the fp32 Δ)
 RANK_EPS = torch.finfo(torch.float32).eps
 # Gap-aware k: σ_k/σ_{k+1} ≥ 1.01, a 1 % gap. Measured on SmolLM2-135M (210 matrices): σ_16/σ_17 has median
 # 1.0068 (5-95 %: 1.0012-1.022); at 1.01 the chosen k lies a median 1 (90 %: ≤ 10) from 16, at 1.02 a median
@@ -71,6 +77,7 @@ RANK_EPS = torch.finfo(torch.float32).eps
 # ‖ΔW‖₂ up to ~1 % of σ_k, above what fine-tuning steps of the size studied here reach.
 GAP_RATIO = 1.01
 NULL_SAMPLES = 8  # draws of the first-order angle null: its spread over draws is a few % of its mean
+BLOCK = 1 << 20  # entries of one batch per block in the passes over entries: 4 MiB per float32 temporary
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,17 @@ class Settings:
     gap_ratio: float = GAP_RATIO  # gap-aware k: the least σ_k/σ_{k+1} that counts as a gap
     null: bool = True  # the random-update null columns
     null_samples: int = NULL_SAMPLES
+    workers: int = 0  # batches of matrices analysed at once on the CPU (0: up to 2, one per core)
+
+    def worker_count(self, device: str) -> int:
+        """Concurrent batches: 1 on a GPU (one stream); on the CPU ``workers``, by default min(2, cores): two
+        batches side by side keep both cores of a small machine busy through the single-threaded parts of
+        the eigensolver, and memory stays at two batches."""
+        from harness.geometry.spectra import cpu_count
+
+        if device != "cpu":
+            return 1
+        return self.workers if self.workers > 0 else max(1, min(2, cpu_count()))
 
     def k_values(self, m: int, n: int) -> list[int]:
         """Per k setting, the k of an m×n matrix; for ``gap<K>`` the top of its search window (the vectors
@@ -108,7 +126,7 @@ class Settings:
     def fingerprint(self) -> dict:
         """What changes metric values (a stored analysis with another fingerprint is recomputed)."""
         d = asdict(self)
-        for k in ("device", "matrix") + (() if self.topk == "randomized" else ("tol_deg", "iters")):
+        for k in ("device", "matrix", "workers") + (() if self.topk == "randomized" else ("tol_deg", "iters")):
             d.pop(k)
         if not any(isinstance(k, str) for k in self.ks):
             d.pop("gap_ratio")
@@ -158,7 +176,7 @@ def columns(settings: Settings) -> list[str]:
     per_k = [c for lab in settings.labels() for c in k_columns(lab, settings.null)]
     return (["name", "layer", "module", "m", "n", "params", "drift", "drift_per_rel"]
             + (["drift_null"] if settings.null else []) + per_k +
-            ["mask_base", "sparsity_bf16", "sparsity_abs", "eff_rank", "stable_rank", "num_rank_frac",
+            ["mask_base", "sparsity_bf16", "sparsity_rel1e3", "sparsity_abs", "eff_rank", "stable_rank", "num_rank_frac",
              "delta_fro", "w0_fro", "rel_update", "angle_bound_deg"])
 
 
@@ -172,13 +190,20 @@ def largest_angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return principal_angles(a, b)[..., -1]
 
 
-def bf16_changed(w0: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The update mask M_upd, |Δ| > 1e-3·max(|w0|, |w0 + Δ|), and |Δ| (float32, in place where possible:
-    these passes over m·n entries cost about as much as a Gram product)."""
-    tol = w0 + d
+def bf16_changed(w0: torch.Tensor, d: torch.Tensor, w1: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The update mask M_upd by the relative rule, |Δ| > 1e-3·max(|w0|, |w0 + Δ|), and |Δ| (float32, in place
+    where possible: these passes over m·n entries cost about as much as a Gram product). ``w1``: W0 + ΔW when
+    the caller has it (it is overwritten)."""
+    tol = w0 + d if w1 is None else w1
     torch.maximum(w0.abs(), tol.abs_(), out=tol).mul_(BF16_RTOL)
     ad = d.abs()
     return ad > tol, ad
+
+
+def bf16_unchanged(w0: torch.Tensor, w1: torch.Tensor) -> torch.Tensor:
+    """Entries identical after casting both weights to bf16 (the papers' criterion), per matrix, as float64."""
+    return count(w0.bfloat16() == w1.bfloat16())
 
 
 def count(mask: torch.Tensor) -> torch.Tensor:
@@ -267,17 +292,25 @@ def _label_target(label: str) -> int | None:
     return gap_setting(label[1:]) if label.startswith("kgap") else None
 
 
-def update_metrics(w0: torch.Tensor, d: torch.Tensor, dd: torch.Tensor, base: Decomp, tuned: Decomp,
+def row_blocks(bsz: int, m: int, n: int, block: int) -> list[slice]:
+    """Row slices of a (B, m, n) batch holding about ``block`` entries each (at least one row)."""
+    rows = max(1, block // max(1, bsz * n))
+    return [slice(r, min(m, r + rows)) for r in range(0, m, rows)]
+
+
+def update_metrics(w0: torch.Tensor, d: torch.Tensor, dd: torch.Tensor | None, base: Decomp, tuned: Decomp,
                    sd: torch.Tensor, ks: list[tuple[str, int]], alpha: float,
                    thresholds: list[torch.Tensor | None] | None = None, null_samples: int = 0,
-                   gap_ratio: float = GAP_RATIO, seed: int = 0) -> dict[str, torch.Tensor]:
+                   gap_ratio: float = GAP_RATIO, seed: int = 0, block: int = BLOCK) -> dict[str, torch.Tensor]:
     """All per-matrix metrics of a batch, given the decompositions.
 
-    w0, d: (B, m, n) float32 (W0, ΔW); dd: ΔW in float64; base/tuned: σ and top-max(k) vectors of W0/W1;
-    sd: σ(ΔW); ks: (label, k), for a gap-aware label (``kgap<K>``) k is the top of its window and the k is
-    chosen per matrix; thresholds: per k, the principal-mask threshold of each matrix (computed from ``base``
-    when not given, and always for gap-aware labels); null_samples: draws of the angle null (0: no null
-    columns).
+    w0, d: (B, m, n) float32 (W0, ΔW); dd: ΔW in float64 (None: each row block is widened in turn); base/tuned:
+    σ and top-max(k) vectors of W0/W1; sd: σ(ΔW); ks: (label, k), for a gap-aware label (``kgap<K>``) k is the
+    top of its window and the k is chosen per matrix; thresholds: per k, the principal-mask threshold of each
+    matrix (computed from ``base`` when not given, and always for gap-aware labels); null_samples: draws of
+    the angle null (0: no null columns). The passes over the entries (sparsity, update and principal masks,
+    the null's change probabilities, the energy's projection) run over row blocks of ``block`` entries, so
+    their temporaries stay a few MiB whatever the matrix.
     """
     bsz, m, n = w0.shape
     mn = m * n
@@ -291,65 +324,89 @@ def update_metrics(w0: torch.Tensor, d: torch.Tensor, dd: torch.Tensor, base: De
     norm2 = sd[..., 0]  # ‖ΔW‖₂
     noise = fro / math.sqrt(mn)  # entry sd of the same-size random update
     null = null_samples > 0
-    changed, ad = bf16_changed(w0, d)
-    n_changed = count(changed)
-    out["sparsity_bf16"] = 1 - n_changed / mn
-    out["sparsity_abs"] = count(ad <= ABS_TOL) / mn
-    del ad
     r = min(m, n)
     k_of = [torch.full((bsz,), k_max, dtype=torch.long, device=dev) if _label_target(label) is None
             else gap_k(base.S, _label_target(label), gap_ratio) for label, k_max in ks]
-    if null:
-        out["drift_null"] = fro / (math.sqrt(max(m, n)) * w0_fro)
-        p_changed = change_probability(w0, noise)
-        p_total = p_changed.sum((-2, -1), dtype=torch.float64)
-        gen = torch.Generator(device=dev).manual_seed(seed)
-        k_draw = min(r, max(int(kk.max()) for kk in k_of))
-        left, right = null_draws(bsz, null_samples, m, n, k_draw, gen, dev)
+
+    # Per label and per k (a gap-aware label picks k per matrix): its matrices, W0's top-k and the principal
+    # mask's threshold (the cached one, else the round(α·mn)-th largest score of the whole matrix).
+    plan = []
     for i, (label, _) in enumerate(ks):
-        target = _label_target(label)
-        kk = k_of[i]
-        cols = ["angle", "angle_u", "angle_v", "angle_mean", "energy", "mask_overlap", "gap", "wedin"]
-        if null:
-            cols += ["angle_null", "angle_mean_null", "mask_overlap_null"]
-        res = {c: torch.full((bsz,), math.nan, **f64) for c in cols}
-        princ_count = torch.zeros(bsz, **f64)
-        for k in sorted(set(kk.tolist())):
-            idx = (kk == k).nonzero().squeeze(1)
+        for k in sorted(set(k_of[i].tolist())):
+            idx = (k_of[i] == k).nonzero().squeeze(1)
 
             def sub(x: torch.Tensor, idx: torch.Tensor = idx, every: bool = len(idx) == bsz) -> torch.Tensor:
                 return x if every else x[idx]  # no copy when every matrix has this k
 
             b_dec = Decomp(sub(base.S), sub(base.U)[..., :k], sub(base.V)[..., :k])
-            th_u = principal_angles(b_dec.U, sub(tuned.U)[..., :k])
-            th_v = principal_angles(b_dec.V, sub(tuned.V)[..., :k])
-            res["angle_u"][idx], res["angle_v"][idx] = th_u[..., -1], th_v[..., -1]
-            res["angle"][idx] = torch.maximum(th_u[..., -1], th_v[..., -1])
-            res["angle_mean"][idx] = torch.maximum(th_u.mean(-1), th_v.mean(-1))
-            proj = b_dec.U.mT @ sub(dd) @ b_dec.V
-            res["energy"][idx] = proj.pow(2).sum((-2, -1)) / sub(fro2)  # 0/0 = NaN for a zero update
-            scores = rank_k_scores(b_dec, k)
-            thr = thresholds[i] if thresholds is not None and target is None else None
-            princ = principal_mask(scores, alpha, None if thr is None else sub(thr))
-            del scores
-            princ_count[idx] = count(princ)
+            given = thresholds[i] if thresholds is not None and _label_target(label) is None else None
+            thr = sub(given) if given is not None else principal_threshold(rank_k_scores(b_dec, k), alpha)
+            acc = {"proj": torch.zeros(len(idx), k, k, **f64), "princ": torch.zeros(len(idx), **f64),
+                   "overlap": torch.zeros(len(idx), **f64), "overlap_null": torch.zeros(len(idx), **f64)}
+            plan.append((i, k, idx, sub, b_dec, thr, acc))
+
+    same_bf16, n_changed, same_abs, p_total = (torch.zeros(bsz, **f64) for _ in range(4))
+    for rows in row_blocks(bsz, m, n, block):
+        w0b, db = w0[:, rows], d[:, rows]
+        w1b = w0b + db
+        same_bf16 += bf16_unchanged(w0b, w1b)
+        changed, ad = bf16_changed(w0b, db, w1b)
+        n_changed += count(changed)
+        same_abs += count(ad <= ABS_TOL)
+        del ad, w1b
+        p_b = change_probability(w0b, noise) if null else None
+        if null:
+            p_total += p_b.sum((-2, -1), dtype=torch.float64)
+        ddb = dd[:, rows] if dd is not None else db.double()
+        for _, k, _, sub, b_dec, thr, acc in plan:
+            u = b_dec.U[:, rows]
+            acc["proj"] += u.mT @ sub(ddb) @ b_dec.V
+            princ = principal_mask(rank_k_scores(Decomp(b_dec.S, u, b_dec.V), k), alpha, thr)
+            acc["princ"] += count(princ)
             if null:
-                res["mask_overlap_null"][idx] = (sub(p_changed) * princ).sum((-2, -1), dtype=torch.float64) \
-                    / sub(p_total)
-                res["angle_null"][idx], res["angle_mean_null"][idx] = angle_null(
-                    b_dec.S, k, sub(noise), sub(left), sub(right))
-            res["mask_overlap"][idx] = count(princ.logical_and_(sub(changed))) / sub(n_changed)  # NaN: none
-            if k < r:
-                s0 = b_dec.S
-                res["gap"][idx] = s0[:, k - 1] / s0[:, k]
-                margin = sub(tuned.S)[:, k - 1] - s0[:, k]  # Wedin's δ = σ_k(W1) − σ_{k+1}(W0)
-                n2 = sub(norm2)
-                res["wedin"][idx] = torch.where(n2 == 0, 0.0, torch.where(margin > 0, n2 / margin.clamp_min(
-                    torch.finfo(margin.dtype).tiny), math.inf))
-            else:  # the whole space: nothing can rotate
-                res["wedin"][idx] = 0.0
+                acc["overlap_null"] += (sub(p_b) * princ).sum((-2, -1), dtype=torch.float64)
+            acc["overlap"] += count(princ.logical_and_(sub(changed)))
+    out["sparsity_bf16"] = same_bf16 / mn
+    out["sparsity_rel1e3"] = 1 - n_changed / mn
+    out["sparsity_abs"] = same_abs / mn
+
+    if null:
+        out["drift_null"] = fro / (math.sqrt(max(m, n)) * w0_fro)
+        gen = torch.Generator(device=dev).manual_seed(seed)
+        k_draw = min(r, max(int(kk.max()) for kk in k_of))
+        left, right = null_draws(bsz, null_samples, m, n, k_draw, gen, dev)
+    cols = ["angle", "angle_u", "angle_v", "angle_mean", "energy", "mask_overlap", "gap", "wedin"]
+    if null:
+        cols += ["angle_null", "angle_mean_null", "mask_overlap_null"]
+    results = [{c: torch.full((bsz,), math.nan, **f64) for c in cols} for _ in ks]
+    princ_count = [torch.zeros(bsz, **f64) for _ in ks]
+    for i, k, idx, sub, b_dec, _, acc in plan:
+        res = results[i]
+        th_u = principal_angles(b_dec.U, sub(tuned.U)[..., :k])
+        th_v = principal_angles(b_dec.V, sub(tuned.V)[..., :k])
+        res["angle_u"][idx], res["angle_v"][idx] = th_u[..., -1], th_v[..., -1]
+        res["angle"][idx] = torch.maximum(th_u[..., -1], th_v[..., -1])
+        res["angle_mean"][idx] = torch.maximum(th_u.mean(-1), th_v.mean(-1))
+        res["energy"][idx] = acc["proj"].pow(2).sum((-2, -1)) / sub(fro2)  # 0/0 = NaN for a zero update
+        princ_count[i][idx] = acc["princ"]
+        if null:
+            res["mask_overlap_null"][idx] = acc["overlap_null"] / sub(p_total)
+            res["angle_null"][idx], res["angle_mean_null"][idx] = angle_null(
+                b_dec.S, k, sub(noise), sub(left), sub(right))
+        res["mask_overlap"][idx] = acc["overlap"] / sub(n_changed)  # NaN: nothing changed
+        if k < r:
+            s0 = b_dec.S
+            res["gap"][idx] = s0[:, k - 1] / s0[:, k]
+            margin = sub(tuned.S)[:, k - 1] - s0[:, k]  # Wedin's δ = σ_k(W1) − σ_{k+1}(W0)
+            n2 = sub(norm2)
+            res["wedin"][idx] = torch.where(n2 == 0, 0.0, torch.where(margin > 0, n2 / margin.clamp_min(
+                torch.finfo(margin.dtype).tiny), math.inf))
+        else:  # the whole space: nothing can rotate
+            res["wedin"][idx] = 0.0
+    for i, (label, _) in enumerate(ks):
+        kk, res = k_of[i], results[i]
         if i == 0:  # |M_princ|/mn: α up to ties
-            out["mask_base"] = princ_count / mn
+            out["mask_base"] = princ_count[0] / mn
         out[f"k_{label}"] = kk.to(torch.float64)
         for c, v in res.items():
             out[f"{c}_{label}"] = v
@@ -368,13 +425,15 @@ def update_metrics(w0: torch.Tensor, d: torch.Tensor, dd: torch.Tensor, base: De
 def batch_metrics(w0: torch.Tensor, d: torch.Tensor, base: Decomp, thresholds: list[torch.Tensor] | None,
                   settings: Settings, seed: int = 0) -> dict[str, torch.Tensor]:
     """The analyzer's fast path for one batch: σ and top-k of W1 from a float64 Gram ``eigh`` (or randomized,
-    warm-started at W0's vectors), σ(ΔW) from the Gram eigenvalues of ΔW; W0's part comes from the cache."""
+    warm-started at W0's vectors), σ(ΔW) from the Gram eigenvalues of ΔW; W0's part comes from the cache.
+    W1 = W0 + ΔW is summed in float32 (as the tuned model holds it); the Grams are widened to float64 block by
+    block, so the batch is never held in float64."""
     m, n = w0.shape[-2:]
     ks = list(zip(settings.labels(), settings.k_values(m, n)))
     big_k = max(k for _, k in ks)
-    w1 = (w0 + d).double()  # W1 as the tuned model holds it (float32), decomposed in float64
     bound = torch.zeros(w0.shape[0], dtype=torch.float64, device=w0.device)
     if settings.topk == "randomized":
+        w1 = (w0 + d).double()
         s1 = gram_decomp(w1).S
         u1, v1, bound = randomized_topk(w1, s1, base.V, [k for _, k in ks], iters=settings.iters,
                                         tol_deg=settings.tol_deg, seed=seed)
@@ -384,15 +443,14 @@ def batch_metrics(w0: torch.Tensor, d: torch.Tensor, base: Decomp, thresholds: l
             u1, v1 = u1.clone(), v1.clone()
             u1[bad], v1[bad], bound[bad] = exact.U, exact.V, 0.0
         tuned = Decomp(s1, u1, v1)
+        del w1
     else:
-        tuned = gram_decomp(w1, big_k)
-    del w1
-    dd = d.double()
-    nonzero = dd.flatten(1).abs().amax(1) > 0
+        tuned = gram_decomp(w0, big_k, add=d)
+    nonzero = d.flatten(1).abs().amax(1) > 0
     sd = torch.zeros(tuned.S.shape, dtype=torch.float64, device=d.device)
     if bool(nonzero.any()):  # adapters may leave matrices untouched: skip their (all-zero) spectra
-        sd[nonzero] = gram_decomp(dd[nonzero]).S
-    out = update_metrics(w0, d, dd, base, tuned, sd, ks, settings.alpha, thresholds,
+        sd[nonzero] = gram_decomp(d[nonzero] if not bool(nonzero.all()) else d).S
+    out = update_metrics(w0, d, None, base, tuned, sd, ks, settings.alpha, thresholds,
                          settings.null_samples if settings.null else 0, settings.gap_ratio, seed)
     out["angle_bound_deg"] = bound.cpu()
     return out

@@ -19,15 +19,17 @@ from harness.store import atomic_write_text
 from harness.sweep import load_sweep
 
 
-def build_report(sweep_dir: Path | str, wandb_log: bool = True) -> Path:
-    """Write ``report.md`` (+ CSVs and PNGs under ``report/``) for a sweep dir and return its path."""
+def build_report(sweep_dir: Path | str, wandb_log: bool = True, analyze: bool = True) -> Path:
+    """Write ``report.md`` (+ CSVs and PNGs under ``report/``) for a sweep dir and return its path
+    (``analyze=False``: the caller has just analysed the sweep at the default settings, e.g. a pair study)."""
     from harness.geometry.analyze_run import analyze_sweep
     from harness.geometry.metrics import Settings
 
     sweep_dir = Path(sweep_dir)
     out_dir = sweep_dir / "report"
     out_dir.mkdir(exist_ok=True)
-    analyze_sweep(sweep_dir, Settings())  # default settings; new runs only (cached per run)
+    if analyze:
+        analyze_sweep(sweep_dir, Settings())  # default settings; new runs only (cached per run)
     sweep = load_sweep(sweep_dir)
     if not sweep.runs:
         raise SystemExit(f"error: {sweep_dir} holds no runs (no */.hydra/config.yaml)")

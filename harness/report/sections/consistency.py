@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.pairs import is_pair_study
 from harness.report.base import Context, markdown, section, seed_cell
 
 
@@ -18,7 +19,8 @@ def table3(ctx: Context) -> pd.DataFrame | None:
     values = {frozenset((to_run.get(str(r.run_a)), to_run.get(str(r.run_b)))): r for r in cross.itertuples()}
     metrics = [c for c in cross.columns if c.startswith(("cos", "jaccard"))]
     rows = []
-    for across, label in (("seed", "across seeds"), ("objective", "across objectives")):
+    seeds = "across pairs of one base" if is_pair_study(sweep) else "across seeds"  # pairs: seed = pair index
+    for across, label in (("seed", seeds), ("objective", "across objectives")):
         for a, b, shared in sweep.pairs(across):
             r = values.get(frozenset((a, b)))
             if r is None:

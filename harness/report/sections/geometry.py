@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.pairs import is_pair_study, pair_of
 from harness.report.base import NOT_DISTINGUISHABLE, Context, group_row, markdown, numeric, section, seed_cell
 from harness.stats import distinguishable, seed_mean
 
@@ -18,8 +19,9 @@ COLUMNS = (
     ("vacuous_{k}", None, "matrices left out (vacuous Wedin bound)"),
     ("energy_{k}", "energy_base_{k}", "ΔW energy in W0 top-{kk}"),
     ("mask_overlap_{k}", "mask_overlap_null_{k}", "principal-mask overlap"),
-    ("sparsity_bf16", None, "sparsity bf16"),
-    ("sparsity_abs", None, "sparsity |Δ|≤1e-5"),
+    ("sparsity_bf16", None, "sparsity: identical in bf16 (cast)"),
+    ("sparsity_rel1e3", None, "sparsity: relative 1e-3 rule"),
+    ("sparsity_abs", None, "sparsity: abs Δ ≤ 1e-5 (fp32)"),
     ("eff_rank", None, "ΔW eff. rank"),
     ("rel_update", None, "‖ΔW‖/‖W0‖"),
 )
@@ -47,8 +49,14 @@ def null_cell(g: pd.DataFrame, col: str, null: str | None) -> str:
     return text if real and distinguishable(diff.lo, diff.hi) else f"{text} {NOT_DISTINGUISHABLE}"
 
 
+def stored(ctx: Context, run: str) -> str:
+    pair = pair_of(ctx.sweep.run(run)) or {}
+    return f"{pair.get('base_dtype', '?')} → {pair.get('tuned_dtype', '?')}"
+
+
 def table1(ctx: Context) -> pd.DataFrame:
     done = ctx.runs[ctx.runs["status"] == "done"]
+    pairs = is_pair_study(ctx.sweep)
     k = first_k(done)
     out = []
     for values, g in ctx.sweep.groups(done):
@@ -56,8 +64,11 @@ def table1(ctx: Context) -> pd.DataFrame:
         for src, null, head in COLUMNS:
             col = "geo:" + src.format(k=k)
             row[head.format(kk=k[1:])] = null_cell(g, col, "geo:" + null.format(k=k) if null else None)
-        row["ID accuracy gain"] = seed_cell(g["gain_id"], "{:+.3f}") if "gain_id" in g else "–"
-        row["OOD change"] = seed_cell(g["change_ood"], "{:+.3f}") if "change_ood" in g else "–"
+        if pairs:  # released checkpoints: what they are stored in, instead of accuracies the study lacks
+            row["stored (base → tuned)"] = ", ".join(sorted({stored(ctx, r) for r in g["run"]}))
+        else:
+            row["ID accuracy gain"] = seed_cell(g["gain_id"], "{:+.3f}") if "gain_id" in g else "–"
+            row["OOD change"] = seed_cell(g["change_ood"], "{:+.3f}") if "change_ood" in g else "–"
         out.append(row)
     return pd.DataFrame(out)
 
@@ -73,5 +84,11 @@ def render(ctx: Context) -> str | None:
             "seeds of (figure − null) includes 0, or n < 2: not distinguishable from a random update of that "
             "size at this scale. Angles are the per-matrix largest principal angle of the top-k singular "
             "subspaces, averaged over the matrices whose Wedin bound is not vacuous (their count beside); "
-            "`python -m harness.analyze <sweep> k=gap` uses a gap-aware k per matrix. Accuracy columns: see "
-            "the Learning section for their intervals against the base.\n\n" + markdown(t))
+            "`python -m harness.analyze <sweep> k=gap` uses a gap-aware k per matrix. The energy is the squared "
+            "share ‖U_kᵀ ΔW V_k‖²_F / ‖ΔW‖²_F (some peers print the norm ratio, its square root). Sparsity, three "
+            "criteria: entries identical after casting both weights to bf16 (the papers'), the relative rule "
+            "|Δ| ≤ 1e-3·max(|w0|, |w1|) (equal to the first for weights stored in bf16, stricter on fp32), and "
+            "|Δ| ≤ 1e-5 on the fp32 Δ. "
+            + ("n = pairs of the group." if is_pair_study(ctx.sweep) else
+               "Accuracy columns: see the Learning section for their intervals against the base.")
+            + "\n\n" + markdown(t))

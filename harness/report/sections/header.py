@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from harness.report.base import Context, section
+import pandas as pd
+
+from harness.pairs import is_pair_study, pair_of
+from harness.report.base import Context, markdown, section
 
 
 def _wall(sweep) -> str:
@@ -14,8 +17,29 @@ def _wall(sweep) -> str:
             f"times add to {own / 60:.1f} min; the report's own time is not included)\n")
 
 
+def pair_header(ctx: Context) -> str:
+    """A pair study's head: the pairs the tables rest on (released checkpoints, no training)."""
+    rows = []
+    for r in ctx.sweep.runs:
+        p = pair_of(r) or {}
+        rows.append({"pair": r.name, "group": p.get("group", "–"), "objective": p.get("objective", "–"),
+                     "algorithm": p.get("algorithm") or "–", "dataset": p.get("dataset") or "–",
+                     "base": p.get("base", "–"), "tuned": p.get("tuned", "–"),
+                     "stored (base → tuned)": f"{p.get('base_dtype', '?')} → {p.get('tuned_dtype', '?')}",
+                     "status": r.status, "source": p.get("source") or "–"})
+    n_done = sum(r.status == "done" for r in ctx.sweep.runs)
+    return (f"# Pair study report: {ctx.sweep.path.name}\n\n"
+            f"- {len(rows)} checkpoint pairs ({n_done} analysed): ΔW = W_tuned − W_base of every attention/MLP "
+            "projection, read one matrix at a time from the stored checkpoints (nothing trained here)\n"
+            "- pairs are grouped by adapter, objective and their `group` key (family); a cell is the mean over "
+            "the n pairs of its group ± the half-width of its 95 % t-interval (one pair: the value alone)\n\n"
+            + markdown(pd.DataFrame(rows)) + "\n")
+
+
 @section(0, "header")
 def header(ctx: Context) -> str:
+    if is_pair_study(ctx.sweep):
+        return pair_header(ctx)
     sweep, t = ctx.sweep, ctx.sweep.table
     first = sweep.runs[0]
     steps = sorted({f"{r.identity('objective')}:{r.get('objective.steps')}" for r in sweep.runs})

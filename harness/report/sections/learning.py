@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from harness.pairs import is_pair_study
 from harness.report.base import NOT_DISTINGUISHABLE, Context, group_row, markdown, numeric, section
 from harness.stats import distinguishable, seed_mean
 
@@ -74,6 +75,8 @@ def interval_cell(g: pd.DataFrame, col: str, fmt: str = "{:+.3f}") -> str:
 
 
 def learning_table(ctx: Context) -> pd.DataFrame | None:
+    if is_pair_study(ctx.sweep):  # released checkpoints: no training log, no evaluation against the base
+        return None
     runs = per_run(ctx)
     if runs.empty:
         return None
