@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--max-new-tokens", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-warmup", action="store_true", help="the raw base (model.warmup.enabled=false)")
     args = ap.parse_args()
 
     import torch
@@ -42,7 +43,8 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = []
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["logger=none"])
+        cfg = compose(config_name="config",
+                      overrides=["logger=none"] + (["model.warmup.enabled=false"] if args.no_warmup else []))
         model, tok = load_base(cfg.model, device="cpu")
         model.eval()
         for name in args.tasks:
