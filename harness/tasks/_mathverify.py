@@ -73,9 +73,11 @@ class _Helper:
         """The helper's next line, or None when it did not come within ``seconds`` (or the helper died)."""
         deadline = time.monotonic() + seconds
         fd = self.proc.stdout.fileno()
+        poller = select.poll()  # not select.select: it fails on descriptors above 1023
+        poller.register(fd, select.POLLIN)
         while b"\n" not in self.buf:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if left <= 0 or not poller.poll(max(1, int(left * 1000))):
                 return None
             chunk = os.read(fd, 4096)
             if not chunk:
@@ -116,7 +118,7 @@ if hasattr(os, "register_at_fork"):  # a forked child must neither share nor kil
 
 
 def _in_process(gold: str, answer: str) -> bool:
-    """Fallback where no helper can run (no ``select`` on pipes, as on Windows): math-verify's own timeout on
+    """Fallback where no helper can run (no ``poll`` on pipes, as on Windows): math-verify's own timeout on
     the main thread, none off it (the scorer's pre-screen still bounds the input)."""
     from math_verify import parse, verify
 
@@ -131,7 +133,7 @@ def _in_process(gold: str, answer: str) -> bool:
 def verify(gold: str, answer: str, seconds: float = SECONDS) -> bool:
     """math-verify's equivalence of two LaTeX strings (``$..$``-delimited), within ``seconds`` of wall clock
     after the helper is up; False when it outruns them."""
-    if os.name != "posix":
+    if not hasattr(select, "poll"):
         return _in_process(gold, answer)
     try:
         return bool(_HELPER.check(gold, answer, seconds))
