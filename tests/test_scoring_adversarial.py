@@ -28,7 +28,7 @@ def test_adversarial_table(cls, completion, gold, expected, reason):
 def test_every_class_is_in_the_table():
     classes = {c[0] for c in CASES}
     assert classes >= {"signs", "hedges", "restated", "words", "units", "thousands", "scientific", "boxes",
-                       "extraction", "inputs", "messages"}
+                       "extraction", "inputs", "messages", "symbolic"}
 
 
 # --- the restated question, built from the real prompts of every task kind ---------------------------------

@@ -157,6 +157,14 @@ CASES: list[tuple[str, object, object, float, str]] = [
     ("inputs", " 1" + " + 1" * 3_000, "3001", 0.0, "a long expression is not evaluated"),
     ("inputs", "\x00 42 \x00", "42", 1.0, "control characters are punctuation"),
     ("inputs", " \ud800 42", "42", 1.0, "a lone surrogate"),
+    # --- symbolic golds: math-verify within its bound, never on a hedge
+    ("symbolic", " x + 1", "1 + x", 1.0, "math-verify's equivalence"),
+    ("symbolic", " The value is $x+1$.", "1 + x", 1.0, "a $..$ answer is not wrapped again (wrapped, it scored 0)"),
+    ("symbolic", " \\(x+1\\)", "1 + x", 1.0, "nor a \\(..\\) answer"),
+    ("symbolic", " x + 1 or x + 2", "1 + x", 0.0, "a hedge word"),
+    ("symbolic", " x + 2", "1 + x", 0.0, "not equivalent"),
+    ("symbolic", " 10^{10^{8}}", "x", 0.0, "a power tower is not handed to math-verify"),
+    ("symbolic", " nan", "nan", 1.0, "the same text"),
     # --- conversational completions (TRL passes a list of messages for conversational datasets)
     ("messages", [{"role": "assistant", "content": " 42"}], "42", 1.0, "the assistant's text"),
     ("messages", [{"role": "assistant", "content": [{"type": "text", "text": " 42"}]}], "42", 1.0,
