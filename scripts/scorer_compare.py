@@ -1,7 +1,7 @@
 """The scorer on real completions: which final-answer rule decides each, what another last rule would change,
 and every score that differs from an older scorer's (a git ref's ``harness/tasks/scoring.py``).
 
-    python scripts/scorer_compare.py tests/data/smollm2_rollouts.jsonl outputs/demo [--old-ref main]
+    python scripts/scorer_compare.py tests/data/smollm2_rollouts.jsonl outputs/demo [--old-ref 8a01f30]
 
 Inputs: JSONL files of ``text``/``answer`` rows (``scripts/sample_completions.py``) and sweep or run dirs (their
 lm-eval samples and kept correct rollouts, gold from the rebuilt task). Prints markdown tables (docs/scoring.md
@@ -65,7 +65,8 @@ def last_number_line(text: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("paths", nargs="+", type=Path)
-    ap.add_argument("--old-ref", default="main")
+    ap.add_argument("--old-ref", default="8a01f30", help="git ref of the older scorer (default: the last commit "
+                    "before issue 18's scorer)")
     ap.add_argument("--examples", type=int, default=4)
     args = ap.parse_args()
 
