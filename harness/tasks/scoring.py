@@ -10,7 +10,7 @@ cases):
    missing gold (None). :func:`score` never raises.
 2. **Final answer** (:func:`extract`): the last balanced ``\\boxed{}``, else the first non-empty line after the
    last ``####``, else the rest of the sentence after the last "answer is" / "final answer:", else the first
-   non-empty line (docs/scoring.md: what the warmed base writes after its answer is a new question).
+   non-empty line (docs/scoring.md: below the answer line the base rambles, and the numbers there are none).
 3. **Numeric gold.** The answer's *standalone* numbers must be exactly one value, equal to the gold. A number
    is a whole token (``v42``, ``42nd``, ``1e3`` hold none) of ASCII digits: an integer, a decimal, or a reduced
    fraction (``1/2``, ``\\frac{1}{2}``; ``4/2`` is a division), with commas only in groups of three, signed by
