@@ -4,6 +4,7 @@
     python -m harness.bench null [--model ...] [--repeats R]
     python -m harness.bench sampler [--model ...] [--repeats R]
     python -m harness.bench pairs [--shape qwen2.5-0.5b | qwen2.5-1.5b] [--layers N]   (harness.pairs.bench)
+    python -m harness.bench scorer [--completions FILE.jsonl | SWEEP_OR_RUN_DIR] [--repeats R]
 
 ``analyzer``: the geometry analyzer on the model's attention/MLP matrices with a synthetic ΔW (rank 8 +
 1 % sparse, each part 1e-3·‖W0‖_F), timing
@@ -17,6 +18,12 @@ of the same synthetic ΔW without and with them, alternated ``repeats`` times (b
 may be shared), printed as a ratio to the analyzer's own time; likewise for adding a gap-aware k.
 
 ``sampler``: keyed sampling (the rollouts' default, the same at any world size) against torch's sampler.
+``scorer``: the time per call of :func:`harness.tasks.score` (median, p99, max; best of ``repeats`` per input)
+on the adversarial table (:mod:`harness.tasks._adversarial`), on the main thread and on a worker thread, and on
+real completions (default: ``tests/data/smollm2_rollouts.jsonl``, rollouts of the warmed SmolLM2 base; or a
+JSONL of ``text``/``answer`` rows, or a sweep or run dir: its eval samples and kept correct rollouts), beside
+math-verify alone (parse + verify) on the same completions; which final-answer rule decided each real
+completion; and every call over 1 s.
 """
 
 from __future__ import annotations
@@ -278,12 +285,115 @@ def bench_sampler(model: str = "smollm2-135m", seed: int = 0, repeats: int = 3) 
     ])
 
 
+ROLLOUTS = CONF_DIR.parent.parent / "tests" / "data" / "smollm2_rollouts.jsonl"
+
+
+def real_completions(path: Path) -> list[tuple[object, object]]:
+    """(completion, gold) pairs: a JSONL of ``text``/``answer`` rows (``completion``/``target`` too), or the eval
+    samples and kept correct rollouts (gold from the rebuilt task) of a sweep or run dir."""
+    import json
+
+    from harness.sweep import run_dirs
+
+    if path.is_file():
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [(r.get("text", r.get("completion")), r.get("answer", r.get("target"))) for r in rows]
+    pairs: list[tuple[object, object]] = []
+    for run in run_dirs(path):
+        pairs += [(r.get("completion"), r.get("target")) for r in run.eval_samples()]
+        examples = run.examples() or {}
+        pairs += [(r.get("text"), examples[pid].answer) for pid, rs in run.correct_rollouts().items()
+                  if pid in examples for r in rs]
+    return pairs
+
+
+def _per_call(pairs: list[tuple[object, object]], fn: Callable[[object, object], object], repeats: int) -> np.ndarray:
+    """Seconds per call of ``fn(completion, gold)``, best of ``repeats`` per pair (the machine may be shared)."""
+    out = np.empty(len(pairs))
+    for i, (c, g) in enumerate(pairs):
+        best = float("inf")
+        for _ in range(max(1, repeats)):
+            t0 = time.perf_counter()
+            fn(c, g)
+            best = min(best, time.perf_counter() - t0)
+        out[i] = best
+    return out
+
+
+def _fmt_s(s: float) -> str:
+    return f"{s * 1e6:7.1f} µs" if s < 1e-3 else f"{s * 1e3:7.1f} ms" if s < 1 else f"{s:7.2f} s "
+
+
+def _line(label: str, t: np.ndarray, names: list[str] | None = None) -> str:
+    worst = int(np.argmax(t))
+    what = f" ({names[worst]})" if names else ""
+    return (f"  {label:<44} median {_fmt_s(float(np.median(t)))}  p99 {_fmt_s(float(np.percentile(t, 99)))}  "
+            f"max {_fmt_s(float(t[worst]))}{what}")
+
+
+def _math_verify_alone(completion: object, gold: object) -> bool:
+    """The baseline: math-verify's own extraction and check, on the main thread (its signal timeout works)."""
+    from math_verify import parse, verify
+
+    try:
+        return bool(verify(parse(str(gold)), parse(str(completion))))
+    except Exception:
+        return False
+
+
+def bench_scorer(completions: str | None = None, repeats: int = 3) -> str:
+    """Time per scorer call on the adversarial table and on real completions; see the module docstring."""
+    import collections
+    import concurrent.futures
+
+    from harness.tasks import _mathverify
+    from harness.tasks._adversarial import CASES
+    from harness.tasks.scoring import RULES, extract, score
+
+    path = Path(completions).expanduser() if completions else ROLLOUTS
+    if not path.exists():
+        raise SystemExit(_fail(f"error: bad --completions {str(path)!r}; valid: a JSONL file of text/answer rows "
+                               "or a sweep or run dir"))
+    real = real_completions(path)
+    if not real:
+        raise SystemExit(_fail(f"error: bad --completions {str(path)!r}; valid: a file or dir holding completions "
+                               "(no text/answer rows, eval samples or kept rollouts found)"))
+    t0 = time.perf_counter()
+    _mathverify.warm()
+    start = time.perf_counter() - t0
+    table = [(c[1], c[2]) for c in CASES]
+    names = [f"{c[0]}: {c[4]}" for c in CASES]
+    main = _per_call(table, score, repeats)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        thread = pool.submit(_per_call, table, score, repeats).result()
+    ours = _per_call(real, score, repeats)
+    _math_verify_alone("$1$", "1")  # sympy imported before timing
+    alone = _per_call(real, _math_verify_alone, repeats)
+    rules = collections.Counter(extract(c)[0] or "(no text)" for c, _ in real)
+    slow = [n for n, t in zip(names, np.maximum(main, thread)) if t > 1.0] + \
+           [repr(str(c)[:40]) for (c, _), t in zip(real, ours) if t > 1.0]
+    return "\n".join([
+        f"scorer bench: {len(table)} adversarial cases, {len(real)} real completions ({path}); per call, best of "
+        f"{max(1, repeats)} (a shared machine's load inflates these; the ratio is measured in the same run)",
+        f"  math-verify helper start (once per process)   {start:7.2f} s",
+        _line("adversarial table, main thread", main, names),
+        _line("adversarial table, worker thread", thread, names),
+        _line("real completions, harness scorer", ours),
+        _line("real completions, math-verify alone", alone),
+        f"  harness scorer / math-verify alone (median)    {np.median(ours) / np.median(alone):.3f}",
+        "  final-answer rule on the real completions: " + ", ".join(f"{r} {rules.get(r, 0)}"
+                                                                    for r in [*RULES, "(no text)"]),
+        f"  calls over 1 s: {len(slow)}" + (": " + "; ".join(slow) if slow else ""),
+    ])
+
+
 BENCHES: dict[str, Callable[[argparse.Namespace], str]] = {
     "sampler": lambda a: bench_sampler(a.model, a.seed, a.repeats),
     "analyzer": lambda a: bench_analyzer(a.model, a.layers, a.seed),
     "null": lambda a: bench_null(a.model, a.layers, a.seed, a.repeats),
     "stats": lambda a: bench_stats(a.model, a.layers, a.seed, a.repeats),
     "pairs": bench_pairs,
+    "scorer": lambda a: bench_scorer(a.completions, a.repeats),
 }
 
 
@@ -298,6 +408,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=3, help="null: timings alternated this many times (best kept)")
     p.add_argument("--shape", default="qwen2.5-0.5b", help="pairs: the model shape the pair is built from")
+    p.add_argument("--completions", default=None,
+                   help="scorer: real completions, a JSONL of text/answer rows or a sweep/run dir")
     p.add_argument("--threads", type=int, default=None,
                    help="torch/BLAS threads (1 gives steadier timings on a shared machine)")
     args = p.parse_args(argv[1:])

@@ -13,6 +13,7 @@ Reading only: nothing here imports training code.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +157,28 @@ class RunDir:
             return None
         return None if log.empty else log
 
+    def eval_samples(self) -> list[dict]:
+        """``eval_samples.jsonl``: per lm-eval sample the task, prompt id, prompt, completion, target and score."""
+        try:
+            lines = (self.path / "eval_samples.jsonl").read_text().splitlines()
+        except OSError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def correct_rollouts(self) -> dict[str, list[dict]]:
+        """``correct_rollouts.jsonl`` of an RL run: {prompt id: [{"step", "ids", "text"}, ...]} (empty without)."""
+        from harness.unlearn.ledger import read_correct_rollouts
+
+        return read_correct_rollouts(self.path / "correct_rollouts.jsonl")
+
+    def examples(self) -> dict[str, Any] | None:
+        """The run's task examples (training and held-out) by prompt id, rebuilt from its resolved ``task``
+        config (prompts are generated from it, not stored); None when it cannot be rebuilt (a moved file)."""
+        task = self.get("task")
+        if not isinstance(task, dict):
+            return None
+        return _examples(json.dumps(task, sort_keys=True))
+
     def delta(self):
         """The stored ΔW (:class:`harness.geometry.sources.RunDelta`, read lazily by tensor name)."""
         from harness.geometry.sources import RunDelta
@@ -165,6 +188,20 @@ class RunDir:
     @property
     def base_dir(self) -> str | None:
         return (self.record or {}).get("base_dir")
+
+
+@functools.lru_cache(maxsize=8)
+def _examples(task_json: str) -> dict[str, Any] | None:
+    """Prompt id -> example of the task a config describes (cached: a sweep's runs share one task)."""
+    from omegaconf import OmegaConf
+
+    from harness.tasks import build_task
+
+    try:
+        task = build_task(OmegaConf.create(json.loads(task_json)))
+    except Exception:  # a task that cannot be rebuilt here (a jsonl file moved, a generator gone): no examples
+        return None
+    return {e.id: e for e in task.train + task.test}
 
 
 def run_dirs(path: Path | str) -> list[RunDir]:

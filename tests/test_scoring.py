@@ -1,9 +1,39 @@
-"""The scorer behind the RLVR reward, pass rates and lm-eval: hand-built completions with known scores."""
+"""The scorer behind the RLVR reward, pass rates and lm-eval: the README's rule table and hand-built completions
+with known scores (the adversarial table is in test_scoring_adversarial.py)."""
+
+from fractions import Fraction
 
 import pytest
 
 from harness.tasks import extract_answer, score
-from harness.tasks.scoring import NUMBER
+from harness.tasks.scoring import numbers_in
+from tests.conftest import ROOT
+
+
+def readme_rules() -> list[tuple[str, str, str | None, float]]:
+    """(rule, completion, gold, score) rows of the README's scorer table (⏎ is a newline, a bare None a
+    missing gold)."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = lines.index("| rule | completion | gold | score |") + 2
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rule, completion, gold, expected = (c.strip() for c in line.strip("|").split(" | "))
+        code = lambda cell: cell[1:-1].replace("⏎", "\n") if cell.startswith("`") else None  # noqa: E731
+        rows.append((rule, code(completion), code(gold), float(expected)))
+    return rows
+
+
+@pytest.mark.parametrize("rule,completion,gold,expected", readme_rules())
+def test_readme_rule_table(rule, completion, gold, expected):
+    assert score(completion, gold) == expected, rule
+
+
+def test_readme_rule_table_is_read():
+    rows = readme_rules()
+    assert len(rows) >= 20 and any(g is None for _, _, g, _ in rows) and any("\n" in c for _, c, _, _ in rows)
+
 
 TABLE = [
     (" 116", "116", 1.0),
@@ -14,7 +44,7 @@ TABLE = [
     (" 43 or 42", "42", 0.0),  # ... even when the last one is right (it scored 1 when the last number won)
     (" 42, I mean 42", "42", 1.0),  # the same number twice is one answer
     (" 3 + 4 = 7", "7", 1.0),  # the answer is what follows the last "="
-    (" 7 = 3 + 4", "7", 0.0),
+    (" 7 = 3 + 4", "7", 1.0),  # issue 18: the answer stated first, then its check (it scored 0)
     (" -42", "-42", 1.0),
     (" 42", "-42", 0.0),
     (" −42", "-42", 1.0),  # unicode minus
@@ -41,8 +71,8 @@ TABLE = [
     ("\\boxed{\\frac{1}{3}}", "0.5", 0.0),
     (" x = 1/2", "0.5", 1.0),
     (" 1/2", "0.5", 1.0),
-    (" 2^{3}", "8", 1.0),
-    (" \\sqrt{4}", "2", 1.0),
+    (" 2^{3}", "8", 0.0),  # issue 18: an expression is never evaluated for a numeric gold (math-verify scored 1)
+    (" \\sqrt{4}", "2", 0.0),  # likewise
     (" \\frac{1}{2} or \\frac{1}{3}", "0.5", 0.0),  # a hedge between expressions
     (" 1/3 or 1/2", "0.5", 0.0),
     (" 6*7", "42", 0.0),  # an unevaluated product is not an answer
@@ -73,8 +103,9 @@ def test_extract_answer_boxed(completion, expected):
     assert extract_answer(completion) == expected
 
 
-def test_number_pattern_groups_thousands_only():
-    assert NUMBER.findall("1,234 and 4,2 and 1,2345 and -3.5") == ["1,234", "4", "2", "1", "2345", "-3.5"]
+def test_numbers_group_thousands_only():
+    got = numbers_in("1,234 and 4,2 and 1,2345 and -3.5", standalone=False)
+    assert got == [1234, 4, 2, 1, 2345, Fraction(-7, 2)]
 
 
 def test_expression_gold_is_compared_whole_not_by_its_last_number():
