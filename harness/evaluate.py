@@ -54,7 +54,7 @@ from harness.store import (
     settings_hash,
 )
 from harness.tasks import Example, build_task
-from harness.tasks.scoring import score
+from harness.tasks.scoring import score, scorer_version
 
 METRIC = "score"  # the lm-eval metric of the local tasks: result keys read "score,none"
 TASKS_DIR = "eval_tasks"
@@ -139,15 +139,6 @@ def eval_root(job_dir: Path) -> Path:
     return job_dir.parent
 
 
-@functools.cache
-def _scoring_version() -> str:
-    """Hash of the scorer's source and the task template: a change to either makes cached base results stale."""
-    from harness.tasks import scoring
-
-    blob = Path(scoring.__file__).read_bytes() + TEMPLATE.read_bytes()
-    return hashlib.sha256(blob).hexdigest()[:12]
-
-
 def eval_settings(cfg: DictConfig) -> dict:
     """Everything the accuracies depend on, except the model: keys the task data and the base cache."""
     from importlib.metadata import version
@@ -155,7 +146,7 @@ def eval_settings(cfg: DictConfig) -> dict:
     ecfg = OmegaConf.to_container(cfg.eval, resolve=True)
     ecfg.pop("enabled", None)
     return {"eval": ecfg, "task": OmegaConf.to_container(cfg.task, resolve=True), "lm_eval": version("lm_eval"),
-            "scoring": _scoring_version(), "template": str(TEMPLATE.resolve())}
+            "scoring": scorer_version(), "template": hashlib.sha256(TEMPLATE.read_bytes()).hexdigest()[:12]}
 
 
 def prepare_tasks(cfg: DictConfig, task, root: Path) -> tuple[Path, dict[str, tuple[str, str, int]]]:

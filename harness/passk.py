@@ -113,7 +113,10 @@ def base_counts(cfg, task, examples, base, device: str) -> tuple[dict, float]:
     from harness.store import base_key, once_per_base
 
     s = settings(cfg)
+    from harness.tasks.scoring import scorer_version
+
     key = {"task": OmegaConf.to_container(cfg.task, resolve=True), "prompts": [e.id for e in examples],
+           "scoring": scorer_version(),
            "passk": s, "dtype": cfg.model.get("dtype", "float32")}
     spent = [0.0]
 

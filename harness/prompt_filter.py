@@ -42,7 +42,9 @@ def base_pass_rates(cfg: DictConfig, task, base, device: str) -> dict[str, float
                                      seed=s["seed"], desc="prompt filter: base pass@1")
         return {e.id: sum(task.score(c["text"], e.answer) for c in samples[e.id]) / s["k"] for e in task.train}
 
-    key = {"task": OmegaConf.to_container(cfg.task, resolve=True), "filter": s,
+    from harness.tasks.scoring import scorer_version
+
+    key = {"task": OmegaConf.to_container(cfg.task, resolve=True), "filter": s, "scoring": scorer_version(),
            "dtype": cfg.model.get("dtype", "float32")}
     return once_per_base("prompt_filter", base, key, compute,
                          save=lambda v, p: p.write_text(json.dumps(v)), load=lambda p: json.loads(p.read_text()))

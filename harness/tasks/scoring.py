@@ -28,6 +28,8 @@ cases):
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import numbers
 import re
@@ -382,3 +384,14 @@ def score(completion: object, gold: object) -> float:
 
 
 _LOGGED: set[type] = set()
+
+
+@functools.cache
+def scorer_version() -> str:
+    """Hash of the scorer's source (this module and its math-verify helper): caches of scored samples (the base's
+    evaluation, pass rates, the prompt filter, pass@k) are keyed by it, so a scorer change recomputes them."""
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    blob = b"".join((here / name).read_bytes() for name in ("scoring.py", "_mathverify.py") if (here / name).exists())
+    return hashlib.sha256(blob).hexdigest()[:12]

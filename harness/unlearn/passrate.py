@@ -99,7 +99,10 @@ def _examples(task, splits: list[str]) -> list[tuple[str, object]]:
 def start_settings(cfg: DictConfig) -> dict:
     """What the start pass rates depend on besides the base weights: task, sampling settings (seed included)
     and dtype."""
+    from harness.tasks.scoring import scorer_version
+
     return {"task": OmegaConf.to_container(cfg.task, resolve=True), "passrate": _settings(cfg),
+            "scoring": scorer_version(),
             "dtype": cfg.model.get("dtype", "float32")}
 
 
