@@ -64,7 +64,7 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
     from harness.tasks import build_task
     from harness.trained import describe, final_model, full_tensors
 
-    fault_point(cfg, "start", job_dir)
+    fault_point(cfg, "start")
     if cfg.get("eval") and cfg.eval.get("enabled", False) and dist.is_main():
         from harness.evaluate import check_named_tasks
 
@@ -97,7 +97,7 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
     lr = float(obj.lr) if obj.get("lr") is not None else adapter.learning_rate(obj.get("adapter_lr") or obj.name)
     rec.update(lr=lr)
     label = f"{cfg.adapter.name}/{obj.name}/seed{cfg.seed}"
-    with rec.stage("train"), run_callbacks(*fault_callbacks(cfg, job_dir)):
+    with rec.stage("train"), run_callbacks(*fault_callbacks(cfg)):
         trainer = train(obj.name, model=trained, tokenizer=tok, task=task, cfg=obj, lr=lr, seed=cfg.seed,
                         out_dir=job_dir, device=device, label=label)
     rec.update(steps=trainer.state.global_step, distributed=describe(trainer, obj))
@@ -112,7 +112,7 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
     with dist.main_only("measure") as mine:
         if mine:
             measure_run(cfg, job_dir, rec, trained, adapter, original, names, tok, task, base)
-    fault_point(cfg, "end", job_dir)
+    fault_point(cfg, "end")
 
 
 def measure_run(cfg: DictConfig, job_dir: Path, rec: RunRecord, trained, adapter, original, names, tok, task,
@@ -174,29 +174,38 @@ class InjectedFault(RuntimeError):
     """The failure ``fault.rank`` / ``fault.stage`` asked for."""
 
 
-def _fault_here(cfg: DictConfig, stage: str, job_dir: Path) -> bool:
+def _job_overrides() -> set[str]:
+    """This job's command-line overrides as given (``adapter=lora``); empty outside a Hydra job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return set(HydraConfig.get().overrides.task) if HydraConfig.initialized() else set()
+
+
+def _fault_here(cfg: DictConfig, stage: str) -> bool:
+    """``fault.job``: every item is one of the job's overrides (not a piece of its directory name, which is
+    cut and hashed when long)."""
     f = cfg.get("fault") or {}
     job = f.get("job")
     parts = [job] if isinstance(job, str) else list(job or [])
     return (f.get("rank") is not None and int(f.rank) == dist.rank() and f.get("stage", "train") == stage
-            and all(str(p) in job_dir.name for p in parts))
+            and {str(p) for p in parts} <= _job_overrides())
 
 
-def fault_point(cfg: DictConfig, stage: str, job_dir: Path) -> None:
-    if _fault_here(cfg, stage, job_dir):
+def fault_point(cfg: DictConfig, stage: str) -> None:
+    if _fault_here(cfg, stage):
         raise InjectedFault(f"injected fault (fault.rank={dist.rank()}, fault.stage={stage})")
 
 
-def fault_callbacks(cfg: DictConfig, job_dir: Path) -> list:
+def fault_callbacks(cfg: DictConfig) -> list:
     """``fault.stage=train``: a trainer callback that raises on the chosen rank after the first optimizer step,
     while the other ranks go on into the next step's collectives."""
-    if not _fault_here(cfg, "train", job_dir):
+    if not _fault_here(cfg, "train"):
         return []
     from transformers import TrainerCallback
 
     class RaiseAfterFirstStep(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            fault_point(cfg, "train", job_dir)
+            fault_point(cfg, "train")
 
     return [RaiseAfterFirstStep()]
 

@@ -9,15 +9,19 @@ cold-cache sweep with a failure injected on rank 1. Timing-free: every assertion
 The single-process reference runs on one thread, like every torchrun worker (OMP_NUM_THREADS=1): PiSSA's
 initial SVD alone differs by 9e-5 (relative ΔW) between 1 and 2 threads, more than between 1 and 2 processes.
 
-How equal is equal: 2 processes compute the same global batch in two halves, so every sum is rounded in another
-order, and Adam's first step (g / (|g| + eps)) turns that rounding into visible differences wherever a gradient
-entry is near eps. Measured on these runs (relative ‖ΔW₂ − ΔW₁‖): SFT ≤ 1.6e-6 for every adapter; RL ≤ 6.1e-6
-except MiLoRA (9.4e-6 GRPO, 1.5e-5 RLOO: its factors start on the smallest singular triplets, so their gradients
-are tiny). One process that only splits the same batch into 2 accumulation steps already moves MiLoRA RLOO by
-0.9e-5. The bound is therefore ``TOL`` = 2e-5, twice that floor, and not the issue's 1e-5 (docs/distributed.md).
+How equal is equal: 2 processes compute the same global batch in two halves, and Adam's first steps
+(g / (sqrt(v) + eps)) turn the rounding of a reordered sum into visible differences wherever a gradient entry is
+near eps. So the reference for "equal" is measured in the same test, on the same machine: one process that
+splits the same global batch into 2 accumulation steps of the per-device size (``objective.grad_accum=2``).
 
-The tiny model is random, so the task is one its sampler hits: single-digit answers, 16 completions per prompt
-(see tests/test_rloo.py); with keyed sampling the rollouts, and so the updates, are fixed by the seed.
+- SFT: 2 processes are bit-identical to that accumulation run, for every adapter (both halve the same sums).
+- Every run: ΔW of 2 processes is within ``2 F`` (relative) of the single-process ΔW, where F is the largest
+  change that the 2-step accumulation alone makes to any run of the sweep (F itself must stay under 1e-3: a
+  run trained on half the batch, the bug of issue 17, differs by 0.53-0.83).
+
+Measured here (warmed tiny model, 2 steps): F = 1.0e-4 (LoRA SFT); 2 processes vs 1: SFT 0 to 1.0e-4, RL
+2.7e-6 to 5.5e-5; FSDP2 bit-identical to DDP. The issue's 1e-5 is not reachable for LoRA-family SFT, whose
+accumulation floor alone is 2.7e-5 to 1.0e-4 (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -32,15 +36,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, warm_digits, write_digits
 
 ADAPTERS = ("full", "lora", "pissa", "milora", "sparse")
 OBJECTIVES = ("sft", "rlvr", "rloo")
 COMMON = ["model=tiny", "logger=none", "entk.enabled=false", "task=jsonl", "task.path=digits.jsonl",
-          "task.n_train=8", "task.n_test=2", "objective.steps=2",
+          "task.n_train=8", "task.n_test=2", *warm_digits(10), "objective.steps=2",
           # RL: 4 prompts x 16 completions a step (keys absent from sft's config, hence ++)
           "++objective.prompts_per_step=4", "++objective.num_generations=16"]
-TOL = 2e-5  # relative ΔW difference allowed between 1 and 2 processes: see the module docstring
+MIN_TOL = 1e-6  # the tolerance when the accumulation floor happens to be smaller (e.g. exactly 0)
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
 
@@ -76,9 +80,7 @@ def rel_diff(a: Path, b: Path) -> tuple[float, float]:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("dist")
-    with (work / "digits.jsonl").open("w") as fh:
-        for i in range(10):
-            fh.write(json.dumps({"prompt": f"Say the digit {(3 * i) % 10} ({i})", "answer": str((3 * i) % 10)}) + "\n")
+    write_digits(work / "digits.jsonl", 10)
     return work
 
 
@@ -96,6 +98,21 @@ def single(work):
 
 
 @pytest.fixture(scope="module")
+def accum(work):
+    """One process, the same global batch in 2 accumulation steps of the per-device batch of 2 processes."""
+    _sweep(work, "accum", "++objective.grad_accum=2", "eval.enabled=false", "report.on_sweep_end=false")
+    return runs(work / "out" / "accum")
+
+
+@pytest.fixture(scope="module")
+def tol(single, accum) -> float:
+    """2 F, F = the largest relative ΔW change the 2-step accumulation alone makes (see the module docstring)."""
+    floor = max(rel_diff(single[k][0], accum[k][0])[0] for k in single)
+    assert floor < 1e-3, f"accumulating the same batch in 2 steps moved ΔW by {floor:.2e}: not rounding"
+    return max(2 * floor, MIN_TOL)
+
+
+@pytest.fixture(scope="module")
 def ddp(work):
     # lm-eval and the sweep report on: both must run on the main process only
     r = _sweep(work, "ddp", nproc=2)
@@ -104,7 +121,7 @@ def ddp(work):
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
 @pytest.mark.parametrize("adapter", ADAPTERS)
-def test_two_processes_are_the_single_process_experiment(single, ddp, adapter, objective):
+def test_two_processes_are_the_single_process_experiment(single, accum, tol, ddp, adapter, objective):
     (ref, ref_rec), (job, rec) = single[(adapter, objective)], ddp[0][(adapter, objective)]
     assert rec["status"] == "done", rec.get("reason")
     d = rec["distributed"]
@@ -118,7 +135,9 @@ def test_two_processes_are_the_single_process_experiment(single, ddp, adapter, o
     assert [row["step"] for row in logged if "loss" in row] == [1, 2]  # one row per step, not one per rank
     rel, norm = rel_diff(ref, job)
     assert norm > 0  # the runs learnt something: equality is not 0 == 0
-    assert rel <= TOL, f"{adapter}/{objective}: ΔW differs by {rel:.2e} (relative) from the single-process run"
+    assert rel <= tol, f"{adapter}/{objective}: ΔW differs by {rel:.2e} (relative) from the single-process run"
+    if objective == "sft":  # the same halves of the same sums as one process accumulating 2 steps: bit-identical
+        assert rel_diff(accum[(adapter, objective)][0], job)[0] == 0.0
     if objective != "sft":
         # every rank's rollouts, in the order one process saw them: the same ledger and kept rollouts
         assert (job / "ledger.csv").read_text() == (ref / "ledger.csv").read_text()
@@ -137,29 +156,31 @@ def test_two_processes_write_once(ddp, work):
     assert log.count("[harness] report written") == 1
 
 
-def _sparse_masks(tiny_base, seed: int = 0) -> dict[str, torch.Tensor]:
-    """The masks a sparse run builds (the same adapter code, on the base)."""
+def _sparse_masks(seed: int = 0) -> dict[str, torch.Tensor]:
+    """The masks a sparse run of ``COMMON`` builds (the same adapter code, on the same warmed base, which the
+    ``single`` sweep has cached)."""
     from harness.adapters import build_adapter
-    from harness.models import load_model
+    from harness.models import load_model, resolve_base
     from tests.conftest import compose
 
-    model, _ = load_model(tiny_base)
-    adapter = build_adapter(compose("adapter=sparse").adapter, seed=seed)
+    cfg = compose("adapter=sparse", *(o for o in COMMON if o.startswith(("model", "+model", "~model"))))
+    model, _ = load_model(resolve_base(cfg.model))
+    adapter = build_adapter(cfg.adapter, seed=seed)
     adapter.prepare(model)
     return adapter.masks
 
 
-def test_fsdp_is_the_single_process_experiment_and_keeps_sparse_masks(single, work, tiny_base):
+def test_fsdp_is_the_single_process_experiment_and_keeps_sparse_masks(single, tol, work):
     r = launch(work, "-m", *COMMON, "adapter=full,sparse", "objective=sft,rlvr", "dist.fsdp=true",
                "eval.enabled=false", "report.on_sweep_end=false", "name=fsdp", nproc=2)
     assert r.returncode == 0, r.stderr[-4000:]
     fsdp = runs(work / "out" / "fsdp")
     assert len(fsdp) == 4
-    masks = _sparse_masks(tiny_base)
+    masks = _sparse_masks()
     for key, (job, rec) in fsdp.items():
         assert rec["status"] == "done" and rec["distributed"]["engine"] == "FSDP2", rec
         rel, norm = rel_diff(single[key][0], job)
-        assert norm > 0 and rel <= TOL, f"{key}: {rel:.2e}"
+        assert norm > 0 and rel <= tol, f"{key}: {rel:.2e}"
         if key[0] == "sparse":
             delta = load_file(str(job / "delta.safetensors"))
             for name, mask in masks.items():

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from harness.passk import ALL, crossover_k, group_curves, mean_curve, pass_at_k, pass_at_k_curve
-from tests.conftest import ROOT
+from tests.conftest import ROOT, warm_digits, write_digits
 
 
 def brute_force(n: int, c: int, k: int) -> float:
@@ -90,15 +90,13 @@ N, PROMPTS, KL_SAMPLES = 8, 3, 2
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, harness_cache):
-    """One SFT step per seed on a single-digit task the random tiny sampler sometimes hits, pass@k and KL on."""
+    """One SFT step per seed on a single-digit task the warmed tiny model often answers, pass@k and KL on."""
     work = tmp_path_factory.mktemp("passk_run")
-    with (work / "digits.jsonl").open("w") as fh:
-        for i in range(8):
-            fh.write(json.dumps({"prompt": f"Say the digit {(3 * i) % 10} ({i})", "answer": str((3 * i) % 10)}) + "\n")
+    write_digits(work / "digits.jsonl", 8)
     env = {**os.environ, "HARNESS_OUT": str(work / "out"), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "harness.run", "-m", "model=tiny", "logger=none", "eval.enabled=false",
                         "entk.enabled=false", "report.on_sweep_end=false", "task=jsonl", "task.path=digits.jsonl",
-                        "task.n_train=4", "task.n_test=4", "objective=sft", "objective.steps=1", "seed=0,1",
+                        "task.n_train=4", "task.n_test=4", *warm_digits(8), "objective=sft", "objective.steps=1", "seed=0,1",
                         "++objective.lr=0.05", "passk.enabled=true", f"passk.n={N}", f"passk.n_prompts={PROMPTS}",
                         "passk.max_new_tokens=4", "kl.enabled=true", f"kl.n_prompts={PROMPTS}",
                         f"kl.samples={KL_SAMPLES}", "kl.max_new_tokens=6", "kl.batch_size=4", "name=pk"],

@@ -2,8 +2,8 @@
 logged, prompts.csv agrees with the ledger, the start pass rates are computed once per (base, seed), the correct
 rollouts kept in training are the ones TRL scored, gradient sketches of them and the sweep section come out.
 
-The tiny model is random, so the task is one the random sampler hits: single-digit gold answers (the scorer
-takes the last number of the first line, which a random 16-character line makes a given digit ~6% of the time).
+The task has single-digit gold answers named in the prompt, and the tiny model starts from a short format warm-up
+on it (:func:`tests.conftest.warm_digits`), so its rollouts are correct often enough to count.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from harness.unlearn.ledger import check_against_log, per_prompt, read_ledger
-from tests.conftest import ROOT
+from tests.conftest import ROOT, warm_digits, write_digits
 
 PROMPTS_PER_STEP, GENERATIONS = 4, 8
 
@@ -27,13 +27,11 @@ PROMPTS_PER_STEP, GENERATIONS = 4, 8
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, harness_cache):
     work = tmp_path_factory.mktemp("unlearn_run")
-    with (work / "digits.jsonl").open("w") as fh:
-        for i in range(6):
-            fh.write(json.dumps({"prompt": f"Say the digit {(3 * i) % 10} ({i})", "answer": str((3 * i) % 10)}) + "\n")
+    write_digits(work / "digits.jsonl", 6)
     env = {**os.environ, "HARNESS_OUT": str(work / "out"), "PYTHONPATH": str(ROOT)}
     # cwd = work: task.path is relative (a path with '/' would nest the job dirs named after the overrides)
     r = subprocess.run([sys.executable, "-m", "harness.run", "-m", "model=tiny", "logger=none", "eval.enabled=false",
-                        "task=jsonl", "task.path=digits.jsonl", "task.n_train=4", "task.n_test=2",
+                        "task=jsonl", "task.path=digits.jsonl", "task.n_train=4", "task.n_test=2", *warm_digits(6),
                         "objective=rlvr,sft", "seed=0,1", "objective.steps=2",
                         f"++objective.prompts_per_step={PROMPTS_PER_STEP}",
                         f"++objective.num_generations={GENERATIONS}", "++objective.max_completion_length=16",
