@@ -42,15 +42,16 @@ def write_digits(path: Path, n: int) -> None:
             fh.write(json.dumps({"prompt": f"Say the digit {(3 * i) % 10} ({i})", "answer": str((3 * i) % 10)}) + "\n")
 
 
-def warm_digits(n: int) -> list[str]:
-    """Overrides that start the tiny model from a format warm-up on ``digits.jsonl`` (n rows, in the run's cwd).
+def warm_digits(n: int, path: str | Path = "digits.jsonl") -> list[str]:
+    """Overrides that start the tiny model from a format warm-up on the digits task at ``path`` (n rows; a
+    relative path is read from the run's cwd).
 
     The random tiny model writes random characters; the scorer counts only a standalone number, which such a
     line holds ~1% of the time, so a test that needs rewards would see none. 80 steps of lr 1e-2 (~7 s, cached)
     make it answer a digit ~40% of the time (measured: 20 steps 9%, 60 steps 20%, 100 steps 68%).
     """
     return ["model.warmup.enabled=true", "model.warmup.steps=80", "model.warmup.lr=0.01",
-            "model.warmup.task.name=digits", "model.warmup.task.kind=jsonl", "+model.warmup.task.path=digits.jsonl",
+            "model.warmup.task.name=digits", "model.warmup.task.kind=jsonl", f"+model.warmup.task.path={path}",
             "~model.warmup.task.dataset", "~model.warmup.task.common", "~model.warmup.task.mix",
             f"model.warmup.task.n_train={n}"]
 

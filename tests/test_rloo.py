@@ -2,9 +2,9 @@
 as ``rlvr`` and its ledger counts equal the rewards TRL logged; GRPO's loss variants ``grpo | dapo | dr_grpo``
 pass validation, reach TRL and each train one step; a bad loss type is one line, exit 2.
 
-The tiny model is random, so the task is one its sampler hits: single-digit gold answers (the scorer takes the
-one number of the first line, which a random 16-character line makes a given digit a few % of the time), with
-16 completions per prompt so that some groups mix right and wrong answers (a nonzero advantage).
+The task has single-digit gold answers named in the prompt, and the tiny model starts from a short format warm-up
+on it (tests.conftest.warm_digits: ~40 % of its answers are right), with 16 completions per prompt so that groups
+mix right and wrong answers (a nonzero advantage).
 """
 
 from __future__ import annotations
@@ -12,35 +12,37 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from harness.unlearn.ledger import check_against_log, read_correct_rollouts, read_ledger
 from harness.validate import check
-from tests.conftest import ROOT, compose, run_cli
+from tests.conftest import ROOT, compose, run_cli, warm_digits, write_digits
 
-# 128 rollouts a step: at a ~4 % hit rate per rollout, P(no correct rollout in 2 steps) ~ 0.96^256 < 1e-4
 PROMPTS_PER_STEP, GENERATIONS = 8, 16
 QUIET = ["logger=none", "eval.enabled=false", "entk.enabled=false"]
 
 
-def _digits(path):
-    with path.open("w") as fh:
-        for i in range(10):
-            fh.write(json.dumps({"prompt": f"Say the digit {(3 * i) % 10} ({i})", "answer": str((3 * i) % 10)}) + "\n")
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """The digits task, one file for the module (so its format warm-up is built once)."""
+    path = tmp_path_factory.mktemp("rloo-data") / "digits.jsonl"
+    write_digits(path, 10)
     return path
 
 
 @pytest.fixture(scope="module")
-def rloo_job(tmp_path_factory, harness_cache):
+def rloo_job(tmp_path_factory, harness_cache, data):
     work = tmp_path_factory.mktemp("rloo")
-    _digits(work / "digits.jsonl")
+    shutil.copy(data, work / "digits.jsonl")
     env = {**os.environ, "HARNESS_OUT": str(work / "out"), "PYTHONPATH": str(ROOT)}
     # cwd = work: task.path is relative (a path with '/' would nest the job dirs named after the overrides)
     r = subprocess.run([sys.executable, "-m", "harness.run", "-m", "model=tiny", *QUIET, "task=jsonl",
-                        "task.path=digits.jsonl", "task.n_train=8", "task.n_test=2", "objective=rloo",
+                        "task.path=digits.jsonl", "task.n_train=8", "task.n_test=2", *warm_digits(10, data), "objective=rloo",
                         "objective.steps=2", f"objective.prompts_per_step={PROMPTS_PER_STEP}",
                         f"objective.num_generations={GENERATIONS}", "name=r"],
                        capture_output=True, text=True, timeout=600, env=env, cwd=work)
@@ -111,14 +113,13 @@ LOSS_TYPES = ("grpo", "dapo", "dr_grpo")
 
 
 @pytest.mark.parametrize("loss_type", LOSS_TYPES)
-def test_grpo_loss_variant_trains_one_step(loss_type, tmp_path):
+def test_grpo_loss_variant_trains_one_step(loss_type, tmp_path, data):
     from harness.adapters import build_adapter
     from harness.models import load_base
     from harness.objectives import train
     from harness.tasks import build_task
 
-    data = _digits(tmp_path / "digits.jsonl")
-    cfg = compose("model=tiny", "adapter=full", "objective=rlvr", f"objective.loss_type={loss_type}", "task=jsonl",
+    cfg = compose("model=tiny", *warm_digits(10, data), "adapter=full", "objective=rlvr", f"objective.loss_type={loss_type}", "task=jsonl",
                   f"task.path={data}", "task.n_train=8", "task.n_test=2", "objective.steps=1",
                   f"objective.prompts_per_step={PROMPTS_PER_STEP}", f"objective.num_generations={GENERATIONS}",
                   *QUIET)
