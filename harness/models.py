@@ -23,7 +23,7 @@ from harness.sources import DTYPE_NAMES, SOURCES, ModelSourceError, is_checkpoin
 from harness.store import atomic_write_json, cache_lock, cache_root, settings_hash
 
 __all__ = ["DTYPES", "ModelSourceError", "cache_lock", "cache_root", "cached_checkpoint", "device_for",
-           "is_checkpoint", "load_base", "load_model", "resolve_base", "save_checkpoint", "settings_hash",
+           "is_checkpoint", "load_base", "load_model", "module_names", "resolve_base", "save_checkpoint", "settings_hash",
            "source_dir", "torch_dtype"]
 
 DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
@@ -54,6 +54,19 @@ def cached_checkpoint(name: str, build: Callable[[Path], Any]) -> Path:
 def source_dir(cfg: DictConfig) -> Path | str:
     """The checkpoint a model config names, before warm-up: a cache dir, or a hub id / local dir for ``hf``."""
     return SOURCES.get(cfg.source).checkpoint(cfg)
+
+
+def module_names(cfg: DictConfig) -> dict[str, type] | None:
+    """Name -> class of every module of the model ``cfg`` names, from its architecture alone (built on the
+    meta device: no weights are read); None when the source cannot tell without building or downloading."""
+    arch = SOURCES.get(cfg.source).architecture(cfg)
+    if arch is None:
+        return None
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(arch)
+    return {name: type(m) for name, m in model.named_modules() if name}
 
 
 def resolve_base(cfg: DictConfig) -> Path | str:

@@ -366,31 +366,33 @@ def check_plugins(cfg: DictConfig, heavy: bool = True) -> Iterator[Exception]:
         return
     ad = cfg.get("adapter")
     if ad is not None:
-        yield from guarded("adapter", lambda: _check_adapter(ad))
+        yield from guarded("adapter", lambda: _check_adapter(cfg))
     obj = cfg.get("objective")
     if obj is not None:
         yield from guarded("objective", lambda: _check_objective(obj))
 
 
-def _check_adapter(ad: DictConfig) -> None:
-    from harness.adapters import available
+def _check_adapter(cfg: DictConfig) -> None:
+    """The adapter kind exists and accepts its settings on this model (:meth:`harness.adapters.Adapter.check`:
+    unknown keys, peft's own config checks, target modules matched against the model's module names)."""
+    from harness.adapters import adapter_class
 
-    kind = ad.get("kind", ad.name)
-    valid = available()
-    if kind not in valid:
-        from harness.cli import bad_choice
+    adapter_class(cfg.adapter).check(cfg.adapter, _module_names(cfg.get("model")))
 
-        raise UnknownName(bad_choice("adapter", kind, valid).removeprefix("error: "))
-    if kind == "sparse":
-        from harness.adapters.sparse import CRITERIA
 
-        if ad.get("criterion") not in CRITERIA:
-            raise BadValue("adapter.criterion", ad.get("criterion"), " | ".join(CRITERIA))
-    if kind == "peft":
-        spec = ad.get("peft_config")
-        if not isinstance(spec, DictConfig) or "_target_" not in spec:
-            raise BadValue("adapter.peft_config", _plain(spec),
-                           "a peft config with a _target_, e.g. {_target_:peft.LoHaConfig,r:8}")
+_MODULES: dict[str, dict[str, type] | None] = {}
+
+
+def _module_names(model: DictConfig | None) -> dict[str, type] | None:
+    """The model's module names (from its architecture, no weights), once per model config in a launch."""
+    if model is None:
+        return None
+    key = OmegaConf.to_yaml(OmegaConf.masked_copy(model, [k for k in model if k != "warmup"]))
+    if key not in _MODULES:
+        from harness.models import module_names
+
+        _MODULES[key] = module_names(model)
+    return _MODULES[key]
 
 
 def _check_objective(obj: DictConfig) -> None:

@@ -15,10 +15,13 @@ from tests.conftest import ROOT, compose, run_cli
 # Every file in conf/adapter/ is tested; `peft` (config given by the user) gets a LoHa config here.
 ADAPTERS = sorted(p.stem for p in (ROOT / "harness" / "conf" / "adapter").glob("*.yaml"))
 EXTRA = {"peft": ["+adapter.peft_config={_target_:peft.LoHaConfig,r:4,alpha:8,target_modules:all-linear}"]}
-# How each adapter's ΔW is computed (adapters/base.py): exact float64 formulas where the merge is additive.
+# How the built-in adapters' ΔW must come out (adapters/base.py decides from peft's own merge): exact float64
+# formulas where the merge is additive. A new adapter YAML needs no entry: the tests then check the method it
+# reports.
 DELTA_METHOD = {"full": "merged_difference", "sparse": "merged_difference", "dora": "merged_difference",
-                "lora": "lora_factors_fp64", "pissa": "lora_factors_fp64", "milora": "lora_factors_fp64",
-                "mica": "lora_factors_fp64", "loha": "peft_delta_weight_fp64", "vera": "peft_delta_weight_fp64",
+                "oft": "merged_difference", "lora": "lora_factors_fp64", "pissa": "lora_factors_fp64",
+                "milora": "lora_factors_fp64", "mica": "lora_factors_fp64", "loha": "peft_delta_weight_fp64",
+                "vera": "peft_delta_weight_fp64", "fourierft": "peft_delta_weight_fp64",
                 "peft": "peft_delta_weight_fp64"}
 
 
@@ -41,7 +44,9 @@ def test_identity_at_init(name, tiny_base):
     torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
     assert adapter.check_identity(prepared, original, names) <= 4 * torch.finfo(torch.float32).eps  # what a run checks
     delta = adapter.delta(prepared, original, names)
-    if DELTA_METHOD[name] == "merged_difference":  # DoRA's merge renormalizes: fp32 rounding remains
+    method = delta.info()["delta_method"]
+    assert method == DELTA_METHOD.get(name, method)
+    if method in ("merged_difference", "mixed"):  # DoRA's merge renormalizes, OFT's rotates: fp32 rounding remains
         assert max(d.abs().max().item() for d in delta.weights.values()) < 1e-5
     else:  # full and sparse untouched, exact formulas (LoRA family, LoHa, VeRA) exactly 0
         assert all((d == 0).all() for d in delta.weights.values())
@@ -66,9 +71,10 @@ def test_trains_two_steps(name, objective, tmp_path):
 
     delta = load_file(str(tmp_path / "delta.safetensors"))
     assert len(delta) == 2 * 7  # 2 layers x 7 projections
+    method = read_run(tmp_path)["delta_method"]
+    assert method == DELTA_METHOD.get(name, method) and read_run(tmp_path)["delta_methods"] == {method: 14}
     with safe_open(str(tmp_path / "delta.safetensors"), "pt") as f:
-        assert f.metadata()["delta_method"] == DELTA_METHOD[name]
-    assert read_run(tmp_path)["delta_methods"] == {DELTA_METHOD[name]: 14}
+        assert f.metadata()["delta_method"] == method
     logged = [line for line in (tmp_path / "train_log.jsonl").read_text().splitlines() if line]
     assert len(logged) == 2
     assert read_run(tmp_path)["steps"] == 2

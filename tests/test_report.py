@@ -50,6 +50,34 @@ def test_report_command_rebuilds_the_same_tables(sweep):
     assert (sweep / "report" / "table1_geometry_accuracy.csv").read_text() == before
 
 
+def test_a_failing_section_is_named_and_skipped(sweep, capsys):
+    """A section that raises is named in the report and skipped (its table dropped); the rest is written, and
+    no file of an older report stays in report/."""
+    from harness.report import build_report
+    from harness.report.base import SECTIONS, section
+
+    stale = sweep / "report" / "stale_from_an_older_report.csv"
+    stale.write_text("x\n1\n")
+
+    @section(35, "broken_test_section", "A broken section")
+    def broken(ctx):
+        ctx.tables["broken_test_section"] = pd.DataFrame({"a": [1]})
+        raise RuntimeError("this section is broken on purpose")
+
+    try:
+        build_report(sweep, wandb_log=False, analyze=False)
+    finally:
+        SECTIONS.pop("broken_test_section")
+    text = (sweep / "report.md").read_text()
+    assert "## A broken section\n\n*This section failed and was skipped: `RuntimeError: this section is broken on " \
+           "purpose`.*" in text
+    assert "Table 1" in text and "## Runs not included" in text  # the sections before and after it
+    assert not (sweep / "report" / "broken_test_section.csv").exists()
+    assert (sweep / "report" / "table1_geometry_accuracy.csv").exists() and not stale.exists()
+    assert not (sweep / "report.previous").exists()
+    assert "report section 'broken_test_section' failed and was skipped" in capsys.readouterr().err
+
+
 def test_report_bad_dir_exits_2(tmp_path):
     r = subprocess.run([sys.executable, "-m", "harness.report", str(tmp_path / "nope")], capture_output=True,
                        text=True, cwd=ROOT)

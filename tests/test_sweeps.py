@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import CONF, ROOT, run_cli
 
-SWEEPS = sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml"))
+SWEEPS = sorted(p.stem for p in (ROOT / "harness" / "conf" / "sweeps").glob("*.yaml"))
 
 
 def compose_hydra(*overrides: str):

@@ -173,3 +173,51 @@ def test_sweep_expansion_matches_hydra():
         "(the mask lies outside the principal share)"]
     assert errors("sweeps=sparse_masks", "adapter=sparse", "adapter.alpha=0.99", "adapter.criterion=random",
                   multirun=True) == []
+
+
+# --- a plug-in cannot lie: every adapter setting checked against the adapter and the model (issue 20) --------
+
+
+def test_a_typo_in_an_adapter_setting_exits_2_before_anything_loads(tmp_path):
+    """``droput`` would otherwise train with the default dropout."""
+    r = run_cli(*TINY, "adapter=lora", "+adapter.droput=0.1", out=tmp_path)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: unknown setting of adapter 'lora' 'droput' (did you mean 'dropout'?); valid: alpha, dropout, init, "
+        "kind, lr, name, r, target_modules")
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("overrides,line", [
+    # an option the peft config class does not have (a TypeError deep in Hydra's instantiate before)
+    (["adapter=peft", "+adapter.peft_config={_target_:peft.LoHaConfig,r:4,alpah:8}"],
+     "error: unknown option of LoHaConfig (adapter.peft_config) 'alpah' (did you mean 'alpha'?); valid: alpha, "),
+    (["adapter=peft", "+adapter.peft_config={_target_:peft.NopeConfig}"],
+     "error: bad adapter.peft_config._target_ 'peft.NopeConfig'; valid: an importable peft config class"),
+    # target modules matched against the model's module names (peft failed after the base had loaded, and
+    # dropped a list entry that matched nothing)
+    (["adapter=lora", "adapter.target_modules=[qproj,v_proj]"],
+     "error: bad adapter.target_modules 'qproj'; valid: a name matching this model's modules, e.g. down_proj, "
+     "gate_proj, k_proj, lm_head, o_proj, q_proj, up_proj, v_proj"),
+    (["adapter=peft", "+adapter.peft_config={_target_:peft.LoHaConfig,r:4,target_modules:[attn]}"],
+     "error: bad adapter.peft_config.target_modules 'attn'; valid: a name matching this model's modules"),
+    (["adapter=sparse", "adapter.target_modules=[q]"],
+     "error: bad adapter.target_modules ['q']; valid: last name parts of this model's linear layers: down_proj, "),
+    # an init peft does not know (refused only when the adapter was built), read from peft's own type
+    (["adapter=lora", "adapter.init=bogus"], "error: bad adapter.init 'bogus'; valid: true | false | gaussian"),
+    (["adapter=pissa", "adapter.init=gaussian"], "error: bad adapter.init 'gaussian'; valid: pissa | pissa_niter_<n>"),
+    (["adapter=milora", "+adapter.init=true"], "error: unknown setting of adapter 'milora' 'init'"),
+    # peft's own check of its config, one line
+    (["adapter=peft", "+adapter.peft_config={_target_:peft.OFTConfig,r:4,oft_block_size:4}"],
+     "error: adapter: peft refused the config of adapter 'peft': "),
+])
+def test_adapter_settings_checked_against_peft_and_the_model(overrides, line):
+    found = errors("model=tiny", *overrides)
+    assert len(found) == 1 and found[0].startswith(line), found
+
+
+def test_valid_adapter_settings_pass():
+    for overrides in (["adapter=lora", "adapter.target_modules=[q_proj,v_proj]"], ["adapter=pissa",
+                      "adapter.init=pissa_niter_4"], ["adapter=lora", "adapter.init=olora"], ["adapter=oft"],
+                      ["adapter=fourierft"], ["adapter=sparse", "adapter.target_modules=[q_proj]"]):
+        assert errors("model=tiny", *overrides) == [], overrides

@@ -12,7 +12,8 @@ are the *merged* result, and the update ΔW of every analyzed matrix (:meth:`Ada
   For PiSSA/MiLoRA the base is the residual R = W0 − s·B₀A₀ rounded to the model dtype, so the merged model
   is W0 + ε + ΔW with ε = R + s·B₀A₀ − W0 that init rounding (recorded as ``init_residual_rel``).
 - ``peft_delta_weight_fp64``: other peft layers whose merge adds ``get_delta_weight`` to the base (LoHa,
-  LoKr, VeRA): get_delta_weight(θ) − get_delta_weight(θ₀), both evaluated in float64.
+  LoKr, VeRA, FourierFT; decided by peft's own merge, :func:`additive`): get_delta_weight(θ) −
+  get_delta_weight(θ₀), both evaluated in float64.
 - ``weight_difference``: a matrix outside every adapter layer (frozen): its weight minus the original.
 """
 
@@ -27,16 +28,21 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig
 
+from harness.cli import bad_choice
+from harness.registry import BadValue, Registry, UnknownName
 from harness.weights import PROJECTIONS, analyzed_weights  # noqa: F401 (the one rule; re-exported)
 
-REGISTRY: dict[str, type[Adapter]] = {}
+REGISTRY: Registry[type[Adapter]] = Registry("adapter", "harness.adapters", skip=("base",))
+
+#: The keys every adapter config may hold: its name, its kind (the registered class; default: the name) and its
+#: default lr per objective. Each kind adds its own (:attr:`Adapter.settings`); any other key is refused.
+COMMON_SETTINGS = ("name", "kind", "lr")
 
 
 def register(name: str) -> Callable[[type[Adapter]], type[Adapter]]:
     def deco(cls: type[Adapter]) -> type[Adapter]:
-        REGISTRY[name] = cls
         cls.name = name
-        return cls
+        return REGISTRY.register(name)(cls)
 
     return deco
 
@@ -47,10 +53,27 @@ class Adapter:
     name = "base"
     #: True when the init rewrites the base weights (PiSSA, MiLoRA): the KL reference needs special care.
     residual_base = False
+    #: The settings this kind reads besides :data:`COMMON_SETTINGS`.
+    settings: tuple[str, ...] = ()
 
     def __init__(self, cfg: DictConfig, seed: int = 0):
         self.cfg = cfg
         self.seed = seed
+
+    @classmethod
+    def check(cls, cfg: DictConfig, modules: dict[str, type] | None) -> None:
+        """Before launch, a plug-in cannot lie about its settings: an unknown key (a typo would otherwise train
+        with the default) is refused with the valid ones, then :meth:`validate` checks the values against the
+        model's modules (``modules``: name -> class, None when the model is not known before it is built)."""
+        valid = sorted({*COMMON_SETTINGS, *cls.settings})
+        for key in cfg:
+            if key not in valid:
+                raise UnknownName(bad_choice(f"setting of adapter {cls.name!r}", str(key), valid)
+                                  .removeprefix("error: "))
+        cls(cfg).validate(modules)
+
+    def validate(self, modules: dict[str, type] | None) -> None:
+        """Raise :class:`BadValue` for a setting the adapter cannot use on this model (cheap: no weights)."""
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         """Return the model to train (seeded by ``self.seed``)."""
@@ -142,8 +165,24 @@ def clone_state(model: torch.nn.Module, names: list[str]) -> dict[str, torch.Ten
 class PeftAdapter(Adapter):
     """Any peft method: subclasses build the ``PeftConfig``; merging goes through peft's own merge."""
 
-    def peft_config(self, model: torch.nn.Module):
+    #: Where the config keeps the target modules (how an error names the key).
+    targets_key = "adapter.target_modules"
+
+    def peft_config(self, model: torch.nn.Module | None):
         raise NotImplementedError
+
+    def validate(self, modules: dict[str, type] | None) -> None:
+        """peft builds the config (its own checks of every option), and its target modules must match modules
+        of this model, by peft's own matching rule."""
+        try:
+            config = self.peft_config(None)
+        except (BadValue, UnknownName):
+            raise
+        except Exception as exc:  # peft's own refusal (a bad init name, r < 1, ...): one line
+            raise ValueError(f"peft refused the config of adapter {self.cfg.get('name')!r}: "
+                             f"{' '.join(str(exc).split())}") from None
+        if modules is not None:
+            check_targets(config, modules, self.targets_key)
 
     def after_init(self, model: torch.nn.Module) -> None:
         """Hook for inits peft lacks (MiLoRA)."""
@@ -220,6 +259,36 @@ class PeftAdapter(Adapter):
         return Delta({n: weights[n] for n in names}, methods, rel)
 
 
+def linear_leaf_names(modules: dict[str, type]) -> list[str]:
+    """The distinct last name parts of a model's linear layers (what ``target_modules`` usually lists)."""
+    return sorted({n.rsplit(".", 1)[-1] for n, cls in modules.items() if issubclass(cls, torch.nn.Linear)})
+
+
+def check_targets(config, modules: dict[str, type], key: str) -> None:
+    """A peft config's ``target_modules`` must name at least one module of the model: peft otherwise fails
+    only after the base has loaded, without naming the real modules."""
+    from peft.tuners.tuners_utils import check_target_module_exists
+    from peft.utils.constants import INCLUDE_LINEAR_LAYERS_SHORTHAND
+
+    targets = getattr(config, "target_modules", None)
+    if targets is None:
+        return  # peft picks the architecture's defaults
+    if isinstance(targets, str):  # a pattern, or all-linear
+        groups = [targets]
+    else:  # a list: every entry must match (peft drops one that matches nothing, so a typo would go unseen)
+        groups = sorted(targets)
+    for target in groups:
+        if isinstance(target, str) and target.lower() == INCLUDE_LINEAR_LAYERS_SHORTHAND:
+            found = bool(linear_leaf_names(modules))
+        else:
+            one = copy.copy(config)
+            one.target_modules = target if isinstance(targets, str) else {target}
+            found = any(check_target_module_exists(one, name) for name in modules)
+        if not found:
+            raise BadValue(key, target, f"a name matching this model's modules, e.g. "
+                                        f"{', '.join(linear_leaf_names(modules))}")
+
+
 def _is_tuner(module: torch.nn.Module) -> bool:
     from peft.tuners.tuners_utils import BaseTunerLayer
 
@@ -232,22 +301,43 @@ def _is_lora(layer: torch.nn.Module) -> bool:
     return isinstance(layer, LoraLayer)
 
 
+_ADDITIVE: dict[tuple[type, type], bool] = {}
+
+
 def additive(layer: torch.nn.Module, adapter: str) -> bool:
     """Whether peft merges ``layer`` as base + get_delta_weight(adapter), so that ΔW is that difference.
 
-    LoRA without a variant, or with MiCA's (its merge is vanilla LoRA's); LoHa and LoKr (lycoris); VeRA.
-    DoRA rescales the merged weight by a magnitude, OFT/BOFT rotate it, so they are not additive.
+    Decided by peft itself, once per layer class (and LoRA variant): on a float64 copy of the layer with random
+    adapter parameters, ``merge`` must give base + ``get_delta_weight``. So LoRA (and MiCA's variant), LoHa,
+    LoKr, VeRA and FourierFT are additive; DoRA (rescales by a magnitude) and OFT (rotates) are not, and a new
+    peft method needs no entry anywhere.
     """
-    from peft.tuners.lora import LoraLayer
-    from peft.tuners.lycoris_utils import LycorisLayer
-    from peft.tuners.vera import VeraLayer
+    variant = getattr(layer, "lora_variant", {}).get(adapter) if hasattr(layer, "lora_variant") else None
+    key = (type(layer), type(variant))
+    if key not in _ADDITIVE:
+        _ADDITIVE[key] = _merges_additively(layer, adapter)
+    return _ADDITIVE[key]
 
-    if isinstance(layer, LoraLayer):
-        from peft.tuners.lora.variants import MiCALinearVariant
 
-        variant = layer.lora_variant.get(adapter)
-        return variant is None or isinstance(variant, MiCALinearVariant)
-    return isinstance(layer, (LycorisLayer, VeraLayer))
+def _merges_additively(layer: torch.nn.Module, adapter: str) -> bool:
+    try:
+        probe = copy.deepcopy(layer).to("cpu")
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for t in [*probe.parameters(), *probe.buffers()]:
+                if t.is_floating_point():
+                    t.data = t.data.to(torch.float64)
+            for p in adapter_params(probe, adapter).values():
+                if p.is_floating_point():
+                    p.data = 0.1 * torch.randn(p.shape, generator=gen, dtype=torch.float64)
+            w0 = probe.get_base_layer().weight.detach().clone()
+            expected = w0 + probe.get_delta_weight(adapter).to(torch.float64)
+            probe.merge(adapter_names=[adapter])
+            merged = probe.get_base_layer().weight.detach()
+        moved = float((expected - w0).norm())
+        return moved > 0 and float((merged - expected).norm()) <= 1e-9 * max(moved, float(w0.norm()))
+    except Exception:  # a method without get_delta_weight or a float64 merge: the merged difference it is
+        return False
 
 
 def exact_layers(model: torch.nn.Module, adapter: str = "default") -> dict[str, torch.nn.Module]:
@@ -271,6 +361,8 @@ def _as_float64(layer: torch.nn.Module, adapter: str, values: dict[str, torch.Te
         targets = list(adapter_params(layer, adapter).items())
         targets += [(k, b) for k, b in layer.named_buffers() if not k.startswith("base_layer.")]
         for k, t in targets:
+            if not t.is_floating_point():  # index buffers (FourierFT's frequencies) stay as they are
+                continue
             src = values[k] if values is not None and k in values else t.data
             dev = t.device if t.device.type != "mps" else torch.device("cpu")  # MPS has no float64
             saved.append((t, t.data))

@@ -7,7 +7,7 @@ the few lines it needs, mirroring peft's ``pissa_init`` with the other end of th
 import torch
 
 from harness.adapters.base import PeftAdapter, register
-from harness.adapters.lora import lora_config
+from harness.adapters.lora import LORA_SETTINGS, lora_config
 
 
 def milora_init(layer, adapter: str = "default") -> None:
@@ -33,6 +33,7 @@ def milora_init(layer, adapter: str = "default") -> None:
 @register("milora")
 class MiLoRA(PeftAdapter):
     residual_base = True
+    settings = tuple(k for k in LORA_SETTINGS if k != "init")
 
     def peft_config(self, model):
         return lora_config(self.cfg, True)

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import torch
 
-from harness.adapters.base import PROJECTIONS, Adapter, register
+from harness.adapters.base import PROJECTIONS, Adapter, linear_leaf_names, register
 from harness.linalg import principal_mask, principal_scores
+from harness.registry import BadValue
 
 CRITERIA = ("random", "low_magnitude", "principal", "non_principal")
 
@@ -64,6 +65,18 @@ def build_mask(w: torch.Tensor, density: float, criterion: str, gen: torch.Gener
 
 @register("sparse")
 class Sparse(Adapter):
+    settings = ("density", "criterion", "principal_rank", "alpha", "target_modules")
+
+    def validate(self, modules: dict[str, type] | None) -> None:
+        if self.cfg.get("criterion") not in CRITERIA:
+            raise BadValue("adapter.criterion", self.cfg.get("criterion"), " | ".join(CRITERIA))
+        targets = self.cfg.get("target_modules")
+        if modules is not None and targets is not None:
+            leaves = linear_leaf_names(modules)
+            if not set(targets) & set(leaves):
+                raise BadValue("adapter.target_modules", list(targets),
+                               f"last name parts of this model's linear layers: {', '.join(leaves)}")
+
     def parameter_counts(self, model: torch.nn.Module) -> dict[str, int]:
         """The masked entries are what trains (the rest of each target matrix gets a zero gradient)."""
         counts = super().parameter_counts(model)

@@ -33,7 +33,7 @@ NEEDS_PAIRS = "full fine-tuning under sft and rlvr, same seeds and settings (≥
 # P5 Gate III: "most" of the apparent (bf16-criterion) sparsity = more than half of it
 MOST = 0.5
 # The apparent sparsity of a run trained in fp32: the relative 1e-3 rule, as every verdict measured so far
-# (sweeps/claims_measured.md) read it; the bf16-cast criterion (the papers') is given beside it in the note.
+# (results/claims_measured.md) read it; the bf16-cast criterion (the papers') is given beside it in the note.
 APPARENT = "sparsity_rel1e3"
 # P6: held-out accuracy ratio needs a nonzero full-FT accuracy
 ALIGNED_K = ("kgap16", "k16")

@@ -8,6 +8,7 @@ A new source is one module in this package registering a :class:`Source` plus on
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -31,6 +32,12 @@ class Source:
     def check(cls, cfg: DictConfig) -> None:
         """Raise :class:`harness.registry.BadValue` for a bad setting; cheap, builds and downloads nothing."""
 
+    @classmethod
+    def architecture(cls, cfg: DictConfig) -> Any | None:
+        """The model's transformers config when it is known without building or downloading anything (so
+        that settings naming its modules are checked before launch); None otherwise."""
+        return None
+
 
 # Dtype names a model is trained and a delta stored in (``model.dtype``, ``store_dtype``);
 # :data:`harness.models.DTYPES` maps them to torch dtypes. Here, so that validation needs no torch import.
@@ -38,6 +45,20 @@ DTYPE_NAMES = ("float32", "bfloat16", "float16")
 
 SOURCES: Registry[type[Source]] = Registry("model source", __name__)
 register = SOURCES.register
+
+
+def local_config(ref: str | Path) -> Any | None:
+    """The transformers config of a local checkpoint dir, or of a hub id already in the local cache; None
+    when neither (nothing is downloaded)."""
+    from transformers import AutoConfig
+
+    path = Path(ref).expanduser()
+    if (path / "config.json").is_file():
+        return AutoConfig.from_pretrained(str(path))
+    try:
+        return AutoConfig.from_pretrained(str(ref), local_files_only=True)
+    except (OSError, ValueError):
+        return None
 
 
 def is_checkpoint(path: Path) -> bool:

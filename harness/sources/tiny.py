@@ -50,17 +50,18 @@ class Tiny(Source):
         if t.num_heads % t.num_kv_heads:
             raise BadValue("model.tiny.num_kv_heads", t.num_kv_heads, f"a divisor of num_heads {t.num_heads}")
 
+    @classmethod
+    def architecture(cls, cfg: DictConfig) -> Any:
+        return tiny_config(cfg)
 
-def build(cfg: DictConfig, out: Path) -> Path:
-    """A randomly initialised Llama model from ``cfg.tiny`` (seeded), saved as a checkpoint."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
-    from harness.models import save_checkpoint
+def tiny_config(cfg: DictConfig, tok: Any | None = None) -> Any:
+    """The Llama config ``cfg.tiny`` describes."""
+    from transformers import LlamaConfig
 
-    tok = build_tiny_tokenizer()
+    tok = tok or build_tiny_tokenizer()
     t = cfg.tiny
-    config = LlamaConfig(
+    return LlamaConfig(
         vocab_size=len(tok),
         hidden_size=t.hidden_size,
         intermediate_size=t.intermediate_size,
@@ -73,6 +74,16 @@ def build(cfg: DictConfig, out: Path) -> Path:
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
     )
-    torch.manual_seed(t.init_seed)
-    model = LlamaForCausalLM(config)
+
+
+def build(cfg: DictConfig, out: Path) -> Path:
+    """A randomly initialised Llama model from ``cfg.tiny`` (seeded), saved as a checkpoint."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from harness.models import save_checkpoint
+
+    tok = build_tiny_tokenizer()
+    torch.manual_seed(cfg.tiny.init_seed)
+    model = LlamaForCausalLM(tiny_config(cfg, tok))
     return save_checkpoint(model, tok, out)
