@@ -247,11 +247,11 @@ def bench_stats(model: str = "smollm2-135m", layers: int | None = None, seed: in
 
 
 def bench_sampler(model: str = "smollm2-135m", seed: int = 0, repeats: int = 3) -> str:
-    """What keyed sampling (harness.sampling, GRPO/RLOO rollouts by default) costs against torch's own sampler:
+    """What keyed sampling (harness.measure.sampling, GRPO/RLOO rollouts by default) costs against torch's own sampler:
     one GRPO generation batch (2 prompts x 8 completions x 12 tokens, the study's) through ``generate``, both
     ways, alternated ``repeats`` times (best of each)."""
+    from harness.measure.sampling import keyed_generate
     from harness.models import load_model
-    from harness.sampling import keyed_generate
 
     path = resolve_model(model)
     m, tok = load_model(path)

@@ -142,7 +142,7 @@ def load_model(path: Path | str, dtype: str = "float32", device: str = "cpu", fs
     if device != "cpu" and not fsdp:
         model = model.to(device)
     if not fsdp:
-        from harness.sampling import remember
+        from harness.measure.sampling import remember
 
         remember(model, path)  # its weights are on disk: vLLM measurements may load them from there
     tok = AutoTokenizer.from_pretrained(str(path))

@@ -32,8 +32,8 @@ def base_pass_rates(cfg: DictConfig, task, base, device: str) -> dict[str, float
     s = settings(cfg)
 
     def compute() -> dict[str, float]:
+        from harness.measure.passrate import sample_completions
         from harness.models import load_base
-        from harness.unlearn.passrate import sample_completions
 
         model, tok = load_base(cfg.model, base, device)
         model.eval()

@@ -43,6 +43,9 @@ class Registry(Generic[T]):
         """Decorator: ``@REGISTRY.register("name")`` on the plug-in (a function or a class)."""
 
         def deco(obj: T) -> T:
+            old = self.entries.get(name)
+            if old is not None and _module(old) != _module(obj):
+                raise ValueError(f"{self.kind} {name!r} registered twice ({_module(old)}, {_module(obj)})")
             self.entries[name] = obj
             return obj
 
@@ -62,9 +65,19 @@ class Registry(Generic[T]):
         self.discover()
         return sorted(self.entries)
 
+    def values(self) -> list[T]:
+        """Every registered plug-in (the package's modules imported first), by name."""
+        self.discover()
+        return [self.entries[n] for n in sorted(self.entries)]
+
     def get(self, name: str) -> T:
         """The plug-in registered as ``name``; :class:`UnknownName` (one line, did-you-mean) otherwise."""
         self.discover()
         if name not in self.entries:
             raise UnknownName(bad_choice(self.kind, str(name), self.names()).removeprefix("error: "))
         return self.entries[name]
+
+
+def _module(obj: object) -> str:
+    """The module that defined a plug-in (a class, a function, or an object holding one in ``run``)."""
+    return getattr(obj, "__module__", None) if not hasattr(obj, "run") else getattr(obj.run, "__module__", "")

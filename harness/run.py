@@ -26,8 +26,10 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from harness import CONF_DIR as PACKAGE_CONF  # noqa: E402
-from harness import dist, sampling  # noqa: E402
+from harness import dist  # noqa: E402
 from harness.cli import validate_argv  # noqa: E402
+from harness.measure import sampling  # noqa: E402
+from harness.measure.base import run_measurements  # noqa: E402
 from harness.overrides import job_dir_name  # noqa: E402
 from harness.record import RunRecord, changed_settings, settings_of  # noqa: E402
 
@@ -66,7 +68,7 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
 
     fault_point(cfg, "start")
     if cfg.get("eval") and cfg.eval.get("enabled", False) and dist.is_main():
-        from harness.evaluate import check_named_tasks
+        from harness.measure.evaluate import check_named_tasks
 
         check_named_tasks(cfg)  # a bad eval.tasks entry fails now, not after training
     with rec.stage("base"), dist.main_first("base"):
@@ -141,30 +143,12 @@ def measure_run(cfg: DictConfig, job_dir: Path, rec: RunRecord, trained, adapter
         sampling.remember(merged, job_dir / "model")
     rec.update(delta_norm=float(sum(v.float().pow(2).sum() for v in delta.values()) ** 0.5))
     with sampling.engine(engine):
-        after_training(cfg, job_dir, rec, merged, tok, task, base)
+        run_measurements(cfg, rec, job_dir, merged, tok, task, base)
 
 
 def engine_of(cfg: DictConfig) -> str:
     """Where the measurements sample: through vLLM when the run generates with it (``objective.use_vllm``)."""
     return "vllm" if OmegaConf.select(cfg, "objective.use_vllm", default=False) else "hf"
-
-
-# Post-training measurements on the in-memory merged model, in order: (config block, module, function). Each
-# runs when ``<block>.enabled`` and writes its own artifact (eval.json, prompts.csv, entk.json, passk.json,
-# kl.json); a new measurement is one module with a ``*_for_run(cfg, job_dir, merged, tok, task, base)``.
-MEASUREMENTS = (("eval", "harness.evaluate", "evaluate_run"), ("passrate", "harness.unlearn.passrate", "passrates_for_run"),
-                ("entk", "harness.entk", "entk_for_run"), ("passk", "harness.passk", "passk_for_run"),
-                ("kl", "harness.kl", "kl_for_run"))
-
-
-def after_training(cfg: DictConfig, job_dir: Path, rec: RunRecord, merged, tok, task, base) -> None:
-    """Post-training measurements (downstream accuracy, pass rates, eNTK, pass@k, KL to the base)."""
-    import importlib
-
-    for block, module, fn in MEASUREMENTS:
-        if cfg.get(block) and cfg[block].get("enabled", False):
-            with rec.stage(block):
-                getattr(importlib.import_module(module), fn)(cfg, job_dir, merged, tok, task, base)
 
 
 # --- fault injection (``fault.*``): a launch setup's failure handling, tested on purpose ----------------------

@@ -143,7 +143,7 @@ def once_per_base(kind: str, base: Path | str, settings: Any, compute: Callable[
     """``compute()`` once per (base weights, settings), stored under ``cache_root()/<kind>/``; later calls, in
     this process or another, ``load`` it. The key hashes the weights, not the path, and the sampling engine when
     it is not the default (vLLM samples other completions than HF ``generate`` for the same seed)."""
-    from harness.sampling import current_engine  # lazily: this module stays importable alone
+    from harness.measure.sampling import current_engine  # lazily: this module stays importable alone
 
     if current_engine() != "hf":
         settings = {"settings": settings, "engine": current_engine()}

@@ -25,8 +25,8 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from harness.dist import per_device, world_size
+from harness.measure.sampling import SAMPLERS
 from harness.registry import BadValue, UnknownName
-from harness.sampling import SAMPLERS
 from harness.sources import DTYPE_NAMES
 
 # --- rules -------------------------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("passrate.grad_sim.seed", integer(0), None),
     ("passrate.grad_sim.params", one_of("matrices", "all"), None),
     ("passrate.grad_sim.n_boot", integer(1), None),
-    # pass@k curves (harness/passk.py) and KL to the base (harness/kl.py)
+    # pass@k curves (harness/measure/passk.py) and KL to the base (harness/measure/kl.py)
     ("passk.enabled", BOOL, None),
     ("passk.n", integer(1), None),
     ("passk.temperature", number(0, lo_open=True), None),

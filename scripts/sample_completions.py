@@ -4,7 +4,7 @@
 
 Per task (the five built-in task kinds), the first ``--n`` training prompts, ``--k`` samples each at the GRPO
 rollout settings (``conf/objective/rlvr.yaml``: temperature 1.0, 12 new tokens, no stop string but EOS), drawn
-with ``harness.unlearn.passrate.sample_completions``. One JSON object per line: task, prompt_id, prompt, answer,
+with ``harness.measure.passrate.sample_completions``. One JSON object per line: task, prompt_id, prompt, answer,
 text, eos. ``python -m harness.bench scorer`` times the scorer on them and ``docs/scoring.md`` measures the
 extractor's rules on them.
 """
@@ -36,9 +36,9 @@ def main() -> None:
     import torch
     from hydra import compose, initialize_config_dir
 
+    from harness.measure.passrate import sample_completions
     from harness.models import load_base
     from harness.tasks import build_task
-    from harness.unlearn.passrate import sample_completions
 
     torch.set_num_threads(1)
     rows = []

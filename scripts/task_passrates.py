@@ -5,7 +5,7 @@ and difficulties the base partly solves (mean pass@1 between ~0.15 and ~0.85), s
     OMP_NUM_THREADS=1 python scripts/task_passrates.py tasks chain_sum gcd lcm leg_counting   # the task YAMLs
 
 pass@1 of a prompt = mean exact-match score (``harness.tasks.score``, the RLVR reward) of K = 8 samples at
-T = 0.7, 16 new tokens (``passrate``'s defaults), drawn with ``harness.unlearn.passrate.sample_completions``.
+T = 0.7, 16 new tokens (``passrate``'s defaults), drawn with ``harness.measure.passrate.sample_completions``.
 A ``tasks`` run measures each YAML's training split per ``group`` and appends a table to ``--out``.
 """
 
@@ -65,8 +65,8 @@ def load_base():
 
 def passrates(model, tok, examples, k: int, temperature: float, max_new_tokens: int, seed: int) -> dict[str, float]:
     """pass@1 per example id, and a check that the scorer accepts each gold answer and rejects a wrong one."""
+    from harness.measure.passrate import sample_completions
     from harness.tasks import score
-    from harness.unlearn.passrate import sample_completions
 
     for e in examples:
         assert score(e.answer, e.answer) == 1, (e.prompt, e.answer)

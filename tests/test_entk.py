@@ -7,14 +7,14 @@ import math
 import torch
 
 from harness.adapters.base import PROJECTIONS
-from harness.entk import answer_logprob, compare_grams, entk_gram
+from harness.measure.entk import answer_logprob, compare_grams, entk_gram
 from harness.models import load_model
 from harness.tasks import Example
 
 
 def explicit_gram(model, tok, examples):
     """Reference: per-example autograd gradients over the projection weights, flattened and dotted."""
-    from harness.entk import _probe_batch
+    from harness.measure.entk import _probe_batch
 
     params = [m.weight for n, m in model.named_modules()
               if isinstance(m, torch.nn.Linear) and n.rsplit(".", 1)[-1] in PROJECTIONS]
@@ -83,7 +83,7 @@ def test_base_gram_keyed_by_weights_not_path(tmp_path, tiny_base):
     reused the stale Gram. Keyed by the weights hash, the new weights get their own Gram."""
     import shutil
 
-    from harness.entk import base_gram
+    from harness.measure.entk import base_gram
     from tests.conftest import compose
 
     model_cfg = compose("model=tiny").model

@@ -15,8 +15,8 @@ import torch
 import yaml
 from lm_eval.api.model import LM
 
-from harness import evaluate as ev
 from harness import models, stats
+from harness.measure import evaluate as ev
 from harness.tasks import build_task, extract_answer, score
 from tests.conftest import ROOT, compose
 
@@ -51,13 +51,13 @@ def _task(tmp_path, rows: list[dict], name: str = "hand", max_gen_toks: int = 6,
 def test_task_yaml_includes_the_packaged_template(tmp_path):
     task_dir = _task(tmp_path, [{"id": "p0", "prompt": "Q", "answer": "1"}], until=("\n", "Q:"))
     spec = yaml.safe_load((task_dir / "hand.yaml").read_text())  # plain YAML: no tags, written by safe_dump
-    assert spec["include"] == str(ev.TEMPLATE.resolve()) and ev.TEMPLATE.parent == ROOT / "harness"
+    assert spec["include"] == str(ev.TEMPLATE.resolve()) and ev.TEMPLATE.parent == ROOT / "harness" / "measure"
     assert spec["task"] == "hand" and spec["generation_kwargs"] == {"until": ["\n", "Q:"], "do_sample": False,
                                                                     "max_gen_toks": 6}
-    assert "process_results: !function harness.evaluate.process_results" in ev.TEMPLATE.read_text()
+    assert "process_results: !function harness.measure.evaluate.process_results" in ev.TEMPLATE.read_text()
     # the template ships with the package (pyproject's package-data), so a non-editable install finds it
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["harness"]
-    assert any(fnmatch.fnmatch(ev.TEMPLATE.name, p) for p in patterns)
+    assert any(fnmatch.fnmatch(str(ev.TEMPLATE.relative_to(ROOT / "harness")), p) for p in patterns)
 
 
 # completion, gold, score: cases where the harness scorer and a string match of the last number disagree
@@ -202,19 +202,24 @@ def test_default_config_has_id_and_two_ood_tasks():
         assert all(e.prompt.endswith(cfg.task.prompt_template.split("{question}")[-1]) for e in ood.test)
 
 
-def test_wandb_summary_when_a_run_is_active(monkeypatch):
+def test_eval_summary_and_the_wandb_summary_of_a_real_offline_run(tmp_path):
+    summary = ev._summary({"id": {"accuracy": 0.5, "stderr": 0.1, "base_accuracy": 0.25, "delta": 0.25, "n": 8,
+                                  "ci": [0.2, 0.8], "delta_ci": [-0.1, 0.6], "mcnemar_p": 0.4, "scores": {"a": 1}}})
+    assert summary == {"eval/id/accuracy": 0.5, "eval/id/stderr": 0.1, "eval/id/base_accuracy": 0.25,
+                       "eval/id/delta": 0.25, "eval/id/n": 8, "eval/id/mcnemar_p": 0.4,
+                       "eval/id/ci_lo": 0.2, "eval/id/ci_hi": 0.8, "eval/id/delta_ci_lo": -0.1,
+                       "eval/id/delta_ci_hi": 0.6}
     import wandb
 
-    class FakeRun:
-        summary: dict = {}
+    from harness.measure.base import wandb_summary
 
-    monkeypatch.setattr(wandb, "run", FakeRun())
-    ev._wandb_summary({"id": {"accuracy": 0.5, "stderr": 0.1, "base_accuracy": 0.25, "delta": 0.25, "n": 8,
-                              "ci": [0.2, 0.8], "delta_ci": [-0.1, 0.6], "mcnemar_p": 0.4, "scores": {"a": 1}}})
-    assert FakeRun.summary == {"eval/id/accuracy": 0.5, "eval/id/stderr": 0.1, "eval/id/base_accuracy": 0.25,
-                               "eval/id/delta": 0.25, "eval/id/n": 8, "eval/id/mcnemar_p": 0.4,
-                               "eval/id/ci_lo": 0.2, "eval/id/ci_hi": 0.8, "eval/id/delta_ci_lo": -0.1,
-                               "eval/id/delta_ci_hi": 0.6}
+    run = wandb.init(mode="offline", dir=str(tmp_path), project="harness-test")
+    try:
+        wandb_summary({**summary, "nan": float("nan"), "text": "x"})  # numbers only, NaN left out
+        assert {k: run.summary[k] for k in summary} == summary
+        assert "nan" not in run.summary.keys() and "text" not in run.summary.keys()
+    finally:
+        run.finish()
 
 
 def test_named_lm_eval_task_runs_with_its_own_filter_and_metric_loaded_once(tiny_base, tmp_path, monkeypatch):

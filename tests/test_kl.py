@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.kl import sequence_kls, token_kl
+from harness.measure.kl import sequence_kls, token_kl
 from harness.models import load_model
 
 

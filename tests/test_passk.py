@@ -15,7 +15,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from harness.passk import ALL, crossover_k, group_curves, mean_curve, pass_at_k, pass_at_k_curve
+from harness.measure.passk import ALL, crossover_k, group_curves, mean_curve, pass_at_k, pass_at_k_curve
 from tests.conftest import ROOT, warm_digits, write_digits
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness.measure.passrate import PROMPTS_COLUMNS
 from harness.unlearn.classify import (
     EASY,
     LEARNABLE,
@@ -25,7 +26,6 @@ from harness.unlearn.classify import (
     spread,
 )
 from harness.unlearn.ledger import check_against_log, per_prompt, per_step, read_ledger
-from harness.unlearn.passrate import PROMPTS_COLUMNS
 
 TAU = 0.1
 

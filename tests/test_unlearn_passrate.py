@@ -10,7 +10,7 @@ import shutil
 import pytest
 import torch
 
-from harness.unlearn.passrate import _examples, _sample_entries, _settings, start_passrates
+from harness.measure.passrate import _examples, _sample_entries, _settings, start_passrates
 from tests.conftest import compose
 
 
@@ -64,8 +64,8 @@ def test_start_cache_keyed_by_weights_not_path(setup):
 
 
 def test_start_seeded_one_start_per_seed(setup):
+    from harness.measure.passrate import start_settings
     from harness.store import base_key
-    from harness.unlearn.passrate import start_settings
 
     cfg_of, base = setup
 
@@ -82,7 +82,7 @@ def test_start_seeded_one_start_per_seed(setup):
 
 
 def test_grad_sim_at_is_checked(setup):
-    from harness.unlearn.passrate import _grad_settings
+    from harness.measure.passrate import _grad_settings
 
     cfg_of, _ = setup
     assert _grad_settings(cfg_of())["at"] == "base"
@@ -98,10 +98,10 @@ def test_gradient_taken_at_the_chosen_weights(setup, tmp_path):
 
     import numpy as np
 
+    from harness.measure.passrate import _grad_settings, gradient_sketches, passrates_for_run
     from harness.models import load_model
     from harness.tasks import build_task
     from harness.unlearn.ledger import read_correct_rollouts
-    from harness.unlearn.passrate import _grad_settings, gradient_sketches, passrates_for_run
 
     cfg_of, base = setup
     task = build_task(cfg_of().task)

@@ -24,7 +24,7 @@ NEEDS = "passk.json (pass@k of base and run, n samples per held-out prompt)"
 
 def _prompt_parts(data: ClaimData, run: str) -> list[Part] | None:
     """One seed: paired bootstrap over prompts of Δpass@1, Δpass@n and the shrink (Δpass@n − Δpass@1)."""
-    from harness.passk import pass_at_k
+    from harness.measure.passk import pass_at_k
 
     pk = data.sweep.run(run).json("passk.json") or {}
     prompts = pk.get("prompts") or []

@@ -6,7 +6,7 @@ first correct rollouts of each prompt (``correct_rollouts.jsonl``), whose gradie
 compares (:mod:`harness.unlearn.gradsim`). On N processes TRL calls the reward function on each process's slice
 of the batch: every rank keeps its own ledger, and the main process gathers and writes them all.
 
-Rollouts are sampled by :mod:`harness.sampling` (``objective.sampler: keyed``), so the same seed gives the same
+Rollouts are sampled by :mod:`harness.measure.sampling` (``objective.sampler: keyed``), so the same seed gives the same
 rollouts on any number of processes.
 """
 
@@ -120,7 +120,7 @@ def train_with_ledger(trainer_cls, args, model, tokenizer, task, cfg, out_dir: P
     data = Dataset.from_list(task.rl_rows("train"))
     tokenizer.padding_side = "left"
     if cfg.get("sampler", "keyed") == "keyed" and not args.use_vllm:
-        from harness.sampling import keyed_generate
+        from harness.measure.sampling import keyed_generate
 
         keyed_generate(model, args.seed)
     from harness import vllm_sync
@@ -138,7 +138,7 @@ def train_with_ledger(trainer_cls, args, model, tokenizer, task, cfg, out_dir: P
             ledger.write(out_dir / "ledger.csv")
         raise
     finally:
-        from harness.sampling import plain_generate
+        from harness.measure.sampling import plain_generate
 
         plain_generate(model)
     merged = ledger.gathered()

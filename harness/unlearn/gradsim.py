@@ -4,7 +4,7 @@ Per prompt, the gradient of the mean token log-likelihood of its correct rollout
 (``correct_rollouts.jsonl``, kept by the GRPO reward function) — the GRPO gradient of that prompt up to a
 positive factor: with the default ``dapo`` loss every correct rollout of a group carries the same positive
 advantage, and the loss is a mean over tokens — compressed to ``d`` numbers. It is taken at the base weights by
-default (``passrate.grad_sim.at``, see :func:`harness.unlearn.passrate.passrates_for_run` for why).
+default (``passrate.grad_sim.at``, see :func:`harness.measure.passrate.passrates_for_run` for why).
 
 Groups (easy / learnable / unlearnable) are compared with :func:`permutation_test` on the prompt x prompt
 similarity matrix: the statistic is the difference of the groups' mean similarities, its null distribution

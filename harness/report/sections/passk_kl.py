@@ -1,7 +1,7 @@
 """pass@k curves (base vs run, per difficulty group, with the crossover k) and the KL between base and run.
 
-Reads each run's ``passk.json`` and ``kl.json`` (``passk.enabled``, ``kl.enabled``; see :mod:`harness.passk`,
-:mod:`harness.kl`). Per group of runs (adapter, objective, swept settings) and difficulty group: the base's and
+Reads each run's ``passk.json`` and ``kl.json`` (``passk.enabled``, ``kl.enabled``; see :mod:`harness.measure.passk`,
+:mod:`harness.measure.kl`). Per group of runs (adapter, objective, swept settings) and difficulty group: the base's and
 the run's pass@1 and pass@n as the mean over seeds ± the half-width of its 95 % t-interval, and the crossover k
 read off the seed-mean curves (and per seed). :func:`add_run_values` puts the per-run figures into ``ctx.runs``
 (``pass1_run``, ``passn_run``, ``crossover_k``, ``kl_forward``, ``kl_reverse``, ...) for other sections.
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.passk import ALL, crossover_k
+from harness.measure.passk import ALL, crossover_k
 from harness.report.base import Context, group_row, markdown, numeric, section, seed_cell
 from harness.stats import seed_mean
 

@@ -16,14 +16,14 @@ Comparing K at the base and after a run: principal angles between the top-k eige
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 
-from harness.adapters.base import PROJECTIONS
 from harness.linalg import principal_angles
+from harness.measure.base import cached_on_base, measurement, write_artifact
+from harness.weights import PROJECTIONS
 
 
 def _probe_batch(tok, examples, device):
@@ -148,7 +148,6 @@ def base_gram(model_cfg: DictConfig, base: Path | str, examples: list, batch_siz
     """The eNTK Gram of the base on ``examples``, computed once per (base *weights*, probe set, dtype) through
     :func:`harness.store.once_per_base`: a checkpoint retrained at the same path gets a new Gram."""
     from harness.models import load_base
-    from harness.store import once_per_base
 
     def compute() -> torch.Tensor:
         model, tok = load_base(model_cfg, base, device)
@@ -156,27 +155,18 @@ def base_gram(model_cfg: DictConfig, base: Path | str, examples: list, batch_siz
 
     key = {"probe": [[e.id, e.prompt, e.answer] for e in examples], "dtype": model_cfg.get("dtype", "float32"),
            "v": 2}
-    return once_per_base("entk", base, key, compute, save=lambda k, path: torch.save(k, path),
-                         load=lambda path: torch.load(path), suffix=".pt")
+    gram, _ = cached_on_base("entk", base, key, compute, save=lambda k, path: torch.save(k, path),
+                             load=lambda path: torch.load(path), suffix=".pt")
+    return gram
 
 
+@measurement("entk", "entk.json", order=30)
 def entk_for_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base) -> dict[str, float]:
     """Gram at the base (once per base, :func:`base_gram`) and after the run; writes ``entk.json``."""
-    from harness.store import atomic_write_json
-
     ec = cfg.entk
     examples = task.test[: ec.n_probe]  # a fixed probe set: the first N held-out prompts
     k0 = base_gram(cfg.model, base, examples, ec.batch_size, str(next(merged.parameters()).device))
     k1 = entk_gram(plain_copy(merged), tok, examples, ec.batch_size)
     out = compare_grams(k0, k1, ec.k)
     out["entk_n_probe"] = len(examples)
-    out = {k: (v if not (isinstance(v, float) and math.isnan(v)) else None) for k, v in out.items()}
-    atomic_write_json(job_dir / "entk.json", out)
-    try:
-        import wandb
-
-        if wandb.run is not None:
-            wandb.run.summary.update(out)
-    except ImportError:
-        pass
-    return out
+    return write_artifact(job_dir, "entk.json", out, out)

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness.measure.base import cached_on_base, measurement, write_artifact
+
 SAMPLE_FROM = ("base", "tuned")
 
 
@@ -100,7 +102,7 @@ def settings(cfg) -> dict:
 
 
 def _sample(model, tok, examples, s: dict, desc: str) -> dict[str, list[list[int]]]:
-    from harness.unlearn.passrate import sample_completions
+    from harness.measure.passrate import sample_completions
 
     out = sample_completions(model, tok, examples, k=s["samples"], temperature=s["temperature"],
                              max_new_tokens=s["max_new_tokens"], batch_size=max(s["batch_size"], s["samples"]),
@@ -111,36 +113,27 @@ def _sample(model, tok, examples, s: dict, desc: str) -> dict[str, list[list[int
 def base_samples(cfg, examples, base, loader) -> tuple[dict, float]:
     """Token ids of the base's samples per prompt, once per (base weights, task, prompts, settings, dtype):
     (cache entry, seconds spent here)."""
-    import json
-
     from omegaconf import OmegaConf
 
-    from harness.store import base_key, once_per_base
+    from harness.store import base_key
 
     s = settings(cfg)
     key = {"task": OmegaConf.to_container(cfg.task, resolve=True), "prompts": [e.id for e in examples],
            "samples": {k: s[k] for k in ("samples", "max_new_tokens", "temperature", "seed")},
            "dtype": cfg.model.get("dtype", "float32")}
-    spent = [0.0]
 
     def compute() -> dict:
-        t0 = time.time()
         model, tok = loader()
-        ids = _sample(model, tok, examples, s, "KL: base samples")
-        spent[0] = time.time() - t0
-        return {"key": base_key(base, key), "ids": ids}
+        return {"key": base_key(base, key), "ids": _sample(model, tok, examples, s, "KL: base samples")}
 
-    data = once_per_base("kl-samples", base, key, compute, save=lambda d, p: p.write_text(json.dumps(d)),
-                         load=lambda p: json.loads(p.read_text()))
-    return data, spent[0]
+    return cached_on_base("kl-samples", base, key, compute)
 
 
+@measurement("kl", "kl.json", order=50)
 def kl_for_run(cfg, job_dir: Path, merged, tok, task, base) -> dict:
     """After training: forward and reverse KL between the base and the merged run on held-out prompts; writes
     ``kl.json`` (means per sample and per token, standard error over prompts, per group and per prompt)."""
     from harness.models import load_base
-    from harness.passk import wandb_summary
-    from harness.store import atomic_write_json
 
     s = settings(cfg)
     examples = task.test[: s["n_prompts"]]
@@ -190,10 +183,7 @@ def kl_for_run(cfg, job_dir: Path, merged, tok, task, base) -> dict:
         "groups": _groups(per_prompt), "per_prompt": per_prompt,
         "seconds": {"samples": round(t_sample, 2), "kl": round(t_kl, 2)},
     }
-    out = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
-    atomic_write_json(Path(job_dir) / "kl.json", out)
-    wandb_summary({f"kl/{k}": v for k, v in out.items() if k.startswith("kl_")})
-    return out
+    return write_artifact(job_dir, "kl.json", out, {f"kl/{k}": v for k, v in out.items() if k.startswith("kl_")})
 
 
 def _means(kls: dict, tokens: int, fwd_prompts: list[float], rev_prompts: list[float]) -> dict[str, float]:

@@ -159,7 +159,7 @@ def checkpoint_of(model: Any) -> str:
 def vllm_completions(model: Any, tok: Any, examples: list, k: int, temperature: float, max_new_tokens: int,
                      seed: int) -> dict[str, list[dict]]:
     """``k`` completions per example sampled by vLLM from ``model``'s checkpoint, in the shape of
-    :func:`harness.unlearn.passrate.sample_completions` (text, token ids up to and including EOS, eos)."""
+    :func:`harness.measure.passrate.sample_completions` (text, token ids up to and including EOS, eos)."""
     import gc
 
     import torch

@@ -14,7 +14,6 @@ For RLVR runs the gradient similarity is computed from the correct rollouts GRPO
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 
@@ -23,7 +22,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from harness.store import atomic_path, atomic_write_json
+from harness.measure.base import cached_on_base, measurement, write_artifact
+from harness.store import atomic_path
 from harness.unlearn.classify import classify
 from harness.unlearn.ledger import per_prompt, read_ledger
 
@@ -36,7 +36,7 @@ def sample_completions(model, tok, examples, k: int = 8, temperature: float = 0.
                        batch_size: int = 64, seed: int = 0, desc: str = "pass@1") -> dict[str, list[dict]]:
     """K sampled completions per example, batched over prompts x samples: per example id a list of
     ``{"text", "ids" (completion token ids, up to and including EOS), "eos" (finished with EOS)}``."""
-    from harness import sampling
+    from harness.measure import sampling
 
     if sampling.current_engine() == "vllm":
         return sampling.vllm_completions(model, tok, examples, k, temperature, max_new_tokens, seed)
@@ -135,25 +135,21 @@ def _sample_entries(model, tok, task, examples, s: dict, desc: str) -> dict[str,
 def start_passrates(cfg: DictConfig, task, base, loader: _Base | None = None) -> tuple[dict, float]:
     """Start pass rates at the base, once per (base weights, settings): (cache entry, seconds spent here
     computing it; 0 when it came from the cache)."""
-    from harness.store import base_key, once_per_base
+    from harness.store import base_key
 
     settings = start_settings(cfg)
     key = base_key(base, settings)
     loader = loader or _Base(cfg, base)
-    spent = [0.0]
 
     def compute() -> dict:
         t0 = time.time()
         model, tok = loader.get()
         s = settings["passrate"]
         prompts = _sample_entries(model, tok, task, _examples(task, s["splits"]), s, "pass@1 start")
-        spent[0] = time.time() - t0
-        return {"key": key, "base": str(base), "settings": s, "prompts": prompts, "seconds": round(spent[0], 2)}
+        return {"key": key, "base": str(base), "settings": s, "prompts": prompts,
+                "seconds": round(time.time() - t0, 2)}
 
-    data = once_per_base("passrate", base, settings, compute,
-                         save=lambda d, path: path.write_text(json.dumps(d)),
-                         load=lambda path: json.loads(path.read_text()))
-    return data, spent[0]
+    return cached_on_base("passrate", base, settings, compute)
 
 
 def gradient_sketches(model, tok, rollouts: dict[str, list[dict]], texts: dict[str, str], g: dict
@@ -176,6 +172,7 @@ def gradient_sketches(model, tok, rollouts: dict[str, list[dict]], texts: dict[s
 # --- the run hook ----------------------------------------------------------------------------------------
 
 
+@measurement("passrate", "prompts.csv", order=20)
 def passrates_for_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base) -> Path:
     """After training: ``prompts.csv`` (pass@1 at start and end, rollouts and correct rollouts seen, class), and
     for RLVR runs the gradient sketches of the rewarded training prompts (``grad_sketch.npz``). Timings, class
@@ -258,7 +255,7 @@ def passrates_for_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base) -
     for r in rows:
         if r["split"] == "train":
             counts[r["class"]] = counts.get(r["class"], 0) + 1
-    atomic_write_json(job_dir / "passrate.json", {
+    write_artifact(job_dir, "passrate.json", {
         "start_key": start["key"], "tau": tau, "settings": s, "grad_sim": {**g, **grad_info},
         "train_classes": counts, "seconds": {k: round(v, 2) for k, v in timings.items()}})
     loader.model = None

@@ -15,12 +15,13 @@ The estimator and the crossover import nothing heavy (numpy only), so the report
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from harness.measure.base import cached_on_base, measurement, write_artifact
 
 ESTIMATOR = "unbiased pass@k = 1 - C(n-c, k) / C(n, k) (Chen et al. 2021), per prompt, averaged over prompts"
 ALL = "all"  # the pseudo-group of every prompt
@@ -95,7 +96,7 @@ def settings(cfg) -> dict:
 
 def correct_counts(model, tok, task, examples, s: dict, desc: str) -> dict[str, int]:
     """Correct completions (the task's scorer) of ``s["n"]`` samples per example at ``s["temperature"]``."""
-    from harness.unlearn.passrate import sample_completions
+    from harness.measure.passrate import sample_completions
 
     samples = sample_completions(model, tok, examples, k=s["n"], temperature=s["temperature"],
                                  max_new_tokens=s["max_new_tokens"], batch_size=s["batch_size"], seed=s["seed"],
@@ -106,19 +107,14 @@ def correct_counts(model, tok, task, examples, s: dict, desc: str) -> dict[str, 
 def base_counts(cfg, task, examples, base, device: str) -> tuple[dict, float]:
     """The base's correct counts on ``examples``, once per (base weights, task, prompts, settings, dtype):
     (cache entry, seconds spent here; 0 when it came from the cache)."""
-    import json
-
     from omegaconf import OmegaConf
 
-    from harness.store import base_key, once_per_base
-
-    s = settings(cfg)
+    from harness.store import base_key
     from harness.tasks.scoring import scorer_version
 
+    s = settings(cfg)
     key = {"task": OmegaConf.to_container(cfg.task, resolve=True), "prompts": [e.id for e in examples],
-           "scoring": scorer_version(),
-           "passk": s, "dtype": cfg.model.get("dtype", "float32")}
-    spent = [0.0]
+           "scoring": scorer_version(), "passk": s, "dtype": cfg.model.get("dtype", "float32")}
 
     def compute() -> dict:
         from harness.models import load_base
@@ -127,19 +123,15 @@ def base_counts(cfg, task, examples, base, device: str) -> tuple[dict, float]:
         model, tok = load_base(cfg.model, base, device)
         model.eval()
         counts = correct_counts(model, tok, task, examples, s, "pass@k base")
-        spent[0] = time.time() - t0
-        return {"key": base_key(base, key), "counts": counts, "seconds": round(spent[0], 2)}
+        return {"key": base_key(base, key), "counts": counts, "seconds": round(time.time() - t0, 2)}
 
-    data = once_per_base("passk", base, key, compute, save=lambda d, p: p.write_text(json.dumps(d)),
-                         load=lambda p: json.loads(p.read_text()))
-    return data, spent[0]
+    return cached_on_base("passk", base, key, compute)
 
 
+@measurement("passk", "passk.json", order=40)
 def passk_for_run(cfg, job_dir: Path, merged, tok, task, base) -> dict:
     """After training: n samples per held-out prompt from the base (cached) and the run; writes ``passk.json``
     (settings, per-prompt counts, per-group mean curves for k = 1..n, pass@1, pass@n, crossover k)."""
-    from harness.store import atomic_write_json
-
     s = settings(cfg)
     examples = task.test[: s["n_prompts"]]  # a fixed set: the first held-out prompts
     device = str(next(merged.parameters()).device)
@@ -157,18 +149,5 @@ def passk_for_run(cfg, job_dir: Path, merged, tok, task, base) -> dict:
            "passn_base": groups[ALL]["base_passn"], "passn_run": groups[ALL]["run_passn"],
            "crossover_k": groups[ALL]["crossover_k"],
            "seconds": {"base": round(base_s, 2), "run": round(run_s, 2)}}
-    atomic_write_json(Path(job_dir) / "passk.json", out)
-    wandb_summary({f"passk/{k}": v for k, v in out.items()
-              if k.startswith(("pass1", "passn", "crossover")) and v is not None})
-    return out
-
-
-def wandb_summary(values: dict) -> None:
-    """Put scalar results in the W&B run's summary when one is active."""
-    try:
-        import wandb
-    except ImportError:
-        return
-    if wandb.run is not None:
-        wandb.run.summary.update({k: v for k, v in values.items() if isinstance(v, int | float)
-                                  and not (isinstance(v, float) and math.isnan(v))})
+    return write_artifact(job_dir, "passk.json", out, {f"passk/{k}": v for k, v in out.items()
+                                                     if k.startswith(("pass1", "passn", "crossover"))})

@@ -1,0 +1,6 @@
+"""Measure: what a trained model does, after training, on the main process (one writer): downstream accuracy
+(lm-eval), pass rates and gradient sketches, eNTK rotation, pass@k, KL to the base; and the sampler they share.
+
+Each measurement is one module here registered with :func:`harness.measure.base.measurement` (its config block,
+its artifact, its order); :func:`harness.measure.base.run_measurements` runs the enabled ones in order.
+"""
