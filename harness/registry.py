@@ -79,5 +79,11 @@ class Registry(Generic[T]):
 
 
 def _module(obj: object) -> str:
-    """The module that defined a plug-in (a class, a function, or an object holding one in ``run``)."""
-    return getattr(obj, "__module__", None) if not hasattr(obj, "run") else getattr(obj.run, "__module__", "")
+    """The module that defined a plug-in: a class's or a function's own, else that of the first function the
+    object holds (a report section's ``render``, a claim's ``estimate``, a measurement's ``run``)."""
+    if isinstance(obj, type) or callable(obj):
+        return getattr(obj, "__module__", "")
+    for value in vars(obj).values() if hasattr(obj, "__dict__") else ():
+        if callable(value) and hasattr(value, "__module__"):
+            return value.__module__
+    return type(obj).__module__

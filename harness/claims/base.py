@@ -17,6 +17,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from harness.registry import Registry
+
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive at this scale"
 VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE)
 MIN_SEEDS = 2  # an interval over seeds needs at least two; one seed is underpowered by definition
@@ -117,21 +119,16 @@ class Claim:
     pairs: Callable | None = None
 
 
-CLAIMS: dict[str, Claim] = {}
+# Every module of harness.claims but these holds claims (a new claim is one more module).
+REGISTRY: Registry[Claim] = Registry("claim", "harness.claims", skip=("base", "data", "table"))
+CLAIMS = REGISTRY.entries  # id -> Claim, filled as the claim modules are imported
 
 
 def register(claim: Claim) -> Claim:
     """Add a claim to the registry (ids are unique)."""
-    if claim.id in CLAIMS and CLAIMS[claim.id].estimate.__module__ != claim.estimate.__module__:
-        raise ValueError(f"claim {claim.id!r} registered twice")
-    CLAIMS[claim.id] = claim
-    return claim
+    return REGISTRY.register(claim.id)(claim)
 
 
 def ordered() -> list[Claim]:
     """Every registered claim in table order (the claim modules are imported first)."""
-    import importlib
-
-    for mod in ("path_not_taken", "lora_regret", "subnetworks", "essay", "beyond_base", "razor", "unlearnability"):
-        importlib.import_module(f"harness.claims.{mod}")
-    return sorted(CLAIMS.values(), key=lambda c: (c.order, c.id))
+    return sorted(REGISTRY.values(), key=lambda c: (c.order, c.id))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.registry import Registry
 from harness.stats import seed_mean
 from harness.sweep import Sweep
 
@@ -41,7 +42,7 @@ class Section:
     render: Callable[[Context], str | None]
 
 
-SECTIONS: dict[str, Section] = {}
+REGISTRY: Registry[Section] = Registry("report section", "harness.report.sections")
 
 # The marker of a figure whose 95 % interval includes 0 (or its null), or that has no interval at all.
 NOT_DISTINGUISHABLE = "n.d."
@@ -51,10 +52,7 @@ def section(order: int, key: str, title: str | None = None) -> Callable:
     """Register a report section: ``@section(30, "table1", "Table 1 — ...")``."""
 
     def deco(fn: Callable[[Context], str | None]) -> Callable[[Context], str | None]:
-        if key in SECTIONS and SECTIONS[key].render.__module__ != fn.__module__:
-            raise ValueError(f"report section {key!r} registered twice ({SECTIONS[key].render.__module__}, "
-                             f"{fn.__module__})")
-        SECTIONS[key] = Section(order, key, title, fn)
+        REGISTRY.register(key)(Section(order, key, title, fn))
         return fn
 
     return deco
@@ -62,14 +60,7 @@ def section(order: int, key: str, title: str | None = None) -> Callable:
 
 def ordered() -> list[Section]:
     """Every registered section, in report order (the section modules are imported first)."""
-    import importlib
-    import pkgutil
-
-    from harness.report import sections
-
-    for mod in pkgutil.iter_modules(sections.__path__):
-        importlib.import_module(f"{sections.__name__}.{mod.name}")
-    return sorted(SECTIONS.values(), key=lambda s: (s.order, s.key))
+    return sorted(REGISTRY.values(), key=lambda s: (s.order, s.key))
 
 
 # --- cells -----------------------------------------------------------------------------------------------
