@@ -10,10 +10,10 @@ from harness.tasks.scoring import numbers_in
 from tests.conftest import ROOT
 
 
-def readme_rules() -> list[tuple[str, str, str | None, float]]:
-    """(rule, completion, gold, score) rows of the README's scorer table (⏎ is a newline, a bare None a
-    missing gold)."""
-    lines = (ROOT / "README.md").read_text().splitlines()
+def rule_table() -> list[tuple[str, str, str | None, float]]:
+    """(rule, completion, gold, score) rows of the scorer's rule table in docs/scoring.md (⏎ is a newline, a bare
+    None a missing gold)."""
+    lines = (ROOT / "docs" / "scoring.md").read_text().splitlines()
     start = lines.index("| rule | completion | gold | score |") + 2
     rows = []
     for line in lines[start:]:
@@ -25,13 +25,13 @@ def readme_rules() -> list[tuple[str, str, str | None, float]]:
     return rows
 
 
-@pytest.mark.parametrize("rule,completion,gold,expected", readme_rules())
+@pytest.mark.parametrize("rule,completion,gold,expected", rule_table())
 def test_readme_rule_table(rule, completion, gold, expected):
     assert score(completion, gold) == expected, rule
 
 
 def test_readme_rule_table_is_read():
-    rows = readme_rules()
+    rows = rule_table()
     assert len(rows) >= 20 and any(g is None for _, _, g, _ in rows) and any("\n" in c for _, c, _, _ in rows)
 
 
