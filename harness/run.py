@@ -3,7 +3,7 @@
     python -m harness.run adapter=lora objective=rlvr
     python -m harness.run -m sweeps=demo
 
-Each job writes its artifacts into its Hydra job directory (see README, "Run artifacts"): ``run.json``,
+Each job writes its artifacts into its Hydra job directory (docs/usage.md, "Run artifacts"): ``run.json``,
 ``train_log.jsonl``, ``delta.safetensors`` and, when enabled, ``eval.json`` and ``prompts.csv``.
 A job whose ``run.json`` says ``done`` is skipped, so launching a killed sweep again resumes it.
 """

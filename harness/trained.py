@@ -10,7 +10,7 @@ run's ``run.json`` records about that engine.
 - DeepSpeed: ZeRO-3 leaves size-0 placeholders in ``param.data``, and with bf16 every stage casts the module in
   place, so the module's weights are not the trained fp32 values; the fp32 master weights are read from the
   optimizer (``deepspeed.utils.safe_get_full_fp32_param``, a collective under ZeRO-3) — the values the
-  optimizer stepped, so ΔW carries no bf16 rounding. Not run here (no DeepSpeed on CPU): see README.
+  optimizer stepped, so ΔW carries no bf16 rounding. Not run here (no DeepSpeed on CPU): see docs/distributed.md.
 """
 
 from __future__ import annotations

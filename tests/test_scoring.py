@@ -1,4 +1,4 @@
-"""The scorer behind the RLVR reward, pass rates and lm-eval: the README's rule table and hand-built completions
+"""The scorer behind the RLVR reward, pass rates and lm-eval: the rule table of docs/scoring.md and hand-built completions
 with known scores (the adversarial table is in test_scoring_adversarial.py)."""
 
 from fractions import Fraction
@@ -26,11 +26,11 @@ def rule_table() -> list[tuple[str, str, str | None, float]]:
 
 
 @pytest.mark.parametrize("rule,completion,gold,expected", rule_table())
-def test_readme_rule_table(rule, completion, gold, expected):
+def test_rule_table(rule, completion, gold, expected):
     assert score(completion, gold) == expected, rule
 
 
-def test_readme_rule_table_is_read():
+def test_rule_table_is_read():
     rows = rule_table()
     assert len(rows) >= 20 and any(g is None for _, _, g, _ in rows) and any("\n" in c for _, c, _, _ in rows)
 

@@ -9,7 +9,7 @@ from harness.claims.path_not_taken import cross_parts
 SOURCE = "RL Finetunes Small Subnetworks (arXiv 2505.11711)"
 MOST = 0.5  # "most entries unchanged": more than half
 # "nearly full rank": the paper reports 99 % of the maximal numerical rank; 0.9 leaves room for the fp32
-# rounding noise our merged ΔW carries (README: it inflates the numerical rank, never lowers it)
+# rounding noise our merged ΔW carries (docs/metrics.md: it inflates the numerical rank, never lowers it)
 FULL_RANK = 0.9
 
 

@@ -1,8 +1,8 @@
 """Final-answer extraction and exact checking: the one scorer behind the RLVR reward, pass rates and lm-eval.
 
 A false positive here is a reward-hacking hole that a policy finds at scale, so the rules are few, written
-down (README "Tasks.", the long form with its measurements in docs/scoring.md) and tested as a table
-(tests/test_scoring.py checks the README's rule table; tests/test_scoring_adversarial.py holds the adversarial
+down (docs/scoring.md, with its measurements) and tested as a table
+(tests/test_scoring.py checks the rule table of docs/scoring.md; tests/test_scoring_adversarial.py holds the adversarial
 cases):
 
 1. **Input.** Any type: a ``str`` is the completion, a TRL conversational completion (a list of message dicts)
