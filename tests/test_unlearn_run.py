@@ -161,7 +161,7 @@ def test_sweep_report_has_table_4(sweep):
 def test_sweep_file():
     from tests.conftest import compose
 
-    params = OmegaConf.load(ROOT / "sweeps" / "unlearnability.yaml").hydra.sweeper.params
+    params = OmegaConf.load(ROOT / "harness" / "conf" / "sweeps" / "unlearnability.yaml").hydra.sweeper.params
     assert set(str(params.objective).split(",")) == {"rlvr", "sft"}
     assert len(str(params.seed).split(",")) >= 3
     cfg = compose("sweeps=unlearnability", "objective=rlvr")  # the study's overlay wins over the defaults
