@@ -7,8 +7,16 @@ import re
 import sys
 from pathlib import Path
 
-GROUPS = ("model", "task", "adapter", "objective", "eval", "logger", "sweeps")
+# Folders of the config tree that are not groups a run selects from: Hydra's own settings, and the pair-study
+# files `harness analyze pairs=<file>` reads.
+NOT_GROUPS = ("hydra", "pairs")
 OVERRIDE = re.compile(r"^[+~]?(?P<group>[a-z_]+)=(?P<value>[^()]*)$")
+
+
+def groups(conf_dir: str | Path) -> list[str]:
+    """The config groups a command line can choose from: every folder of the config tree but
+    :data:`NOT_GROUPS` (so a new group, e.g. ``claims_arm``, is checked with no edit here)."""
+    return sorted(p.name for p in Path(conf_dir).iterdir() if p.is_dir() and p.name not in NOT_GROUPS)
 
 
 def choices(conf_dir: str | Path, group: str) -> list[str]:
@@ -23,9 +31,10 @@ def bad_choice(group: str, value: str, valid: list[str]) -> str:
 
 def validate_argv(argv: list[str], conf_dir: str | Path) -> None:
     """Exit 2 with one line naming the bad value and the valid choices, for any unknown group option."""
+    known = groups(conf_dir)
     for arg in argv:
         m = OVERRIDE.match(arg)
-        if not m or m["group"] not in GROUPS:
+        if not m or m["group"] not in known:
             continue
         valid = choices(conf_dir, m["group"])
         for value in m["value"].split(","):

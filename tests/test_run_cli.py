@@ -48,7 +48,9 @@ def test_multirun_completes_then_skips(tmp_path):
 
 @pytest.mark.parametrize("arg,group", [("adapter=nope", "adapter"), ("objective=ppo", "objective"),
                                        ("task=gsm9k", "task"), ("model=gpt5", "model"),
-                                       ("adapter=lora,nope", "adapter")])
+                                       ("adapter=lora,nope", "adapter"),
+                                       # a group no hand-kept list names: every folder of the config tree
+                                       ("+claims_arm=ful", "claims_arm")])
 def test_bad_names_exit_2(arg, group, tmp_path):
     r = run_cli(arg, out=tmp_path)
     assert r.returncode == 2
