@@ -52,6 +52,7 @@ def test_identity_at_init(name, tiny_base):
         assert all((d == 0).all() for d in delta.weights.values())
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("objective", ["sft", "rlvr"])
 @pytest.mark.parametrize("name", ADAPTERS)
 def test_trains_two_steps(name, objective, tmp_path):
@@ -171,6 +172,7 @@ def test_kl_reference_is_the_original_model(name, tiny_base, tmp_path):
     assert (pm(**ids).logits - before).abs().max() > 1e-3
 
 
+@pytest.mark.integration
 def test_any_peft_method_from_the_command_line(tmp_path):
     r = run_cli("model=tiny", "logger=none", "objective.steps=1", "adapter=peft",
                 "+adapter.peft_config={_target_:peft.LoKrConfig,r:4,target_modules:all-linear}", out=tmp_path)

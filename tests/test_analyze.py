@@ -51,6 +51,7 @@ def sweep(tmp_path, monkeypatch) -> Path:
     return out
 
 
+@pytest.mark.integration
 def test_analyze_sweep_cli(sweep: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # HARNESS_CACHE: the fixture's tmp dir
     res = subprocess.run([sys.executable, "-m", "harness.analyze", str(sweep)], capture_output=True, text=True,
@@ -155,6 +156,7 @@ def test_bad_input_exits_2_with_one_line(sweep: Path, argv: list[str], value: st
     assert "valid" in err[-1] or "no such" in err[-1]
 
 
+@pytest.mark.integration
 def test_pair_of_harness_checkpoints_matches_the_run(tmp_path) -> None:
     """A run saved with save_model=true: analyzing (base dir, saved model) gives the run's own geometry."""
     from tests.conftest import run_cli

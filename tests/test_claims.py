@@ -266,6 +266,7 @@ def test_missing_inputs_say_what_they_need(tmp_path):
     assert "needs: kl.json" in results["R1"].reason
 
 
+@pytest.mark.integration
 def test_cli_writes_table_and_plot_and_refuses_a_bad_dir(tmp_path):
     for s in (0, 1, 2):
         make_run(tmp_path / "sw", "full", "sft", s, geo={"drift": 0.1 + 0.01 * s, "drift_per_rel": 100 + s})
@@ -308,6 +309,7 @@ def test_claims_studies_compose(study):
     assert cfg.name == study and cfg.task.name and cfg.prompt_filter.enabled
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("study,runs", [("claims", 30), ("claims_quick", 8)])
 def test_claims_study_grid_runs_what_the_claims_read(study, runs):
     """Each arm runs under the objectives it lists (the rest of the grid is skipped): the study file's run count,

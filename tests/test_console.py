@@ -30,6 +30,7 @@ def test_unknown_command_is_one_line():
                                 f"{', '.join(COMMANDS)}")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("args,line", [
     # each reaches its stage: the stage's own one-line refusal of a bad argument
     (["train", "model=tiny", "objective.steps=-1"], "error: bad objective.steps -1; valid: an integer >= 1"),

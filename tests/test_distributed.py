@@ -38,6 +38,8 @@ from safetensors.torch import load_file
 
 from tests.conftest import ROOT, warm_digits, write_digits
 
+pytestmark = pytest.mark.integration  # real launches: see pyproject's marker
+
 ADAPTERS = ("full", "lora", "pissa", "milora", "sparse")
 OBJECTIVES = ("sft", "rlvr", "rloo")
 COMMON = ["model=tiny", "logger=none", "entk.enabled=false", "task=jsonl", "task.path=digits.jsonl",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from harness.models import load_model
@@ -49,6 +50,7 @@ def test_callbacks_only_with_heldout_every(tiny_base, tmp_path):
         ["LogCallback", "HeldoutCallback"]
 
 
+@pytest.mark.integration
 def test_run_logs_heldout_rows(tmp_path):
     from tests.conftest import run_cli
 

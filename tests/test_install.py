@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration  # real launches: see pyproject's marker
 
 
 def test_wheel_install_runs_from_another_directory(tmp_path, harness_cache):

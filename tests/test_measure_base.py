@@ -45,6 +45,7 @@ def test_cached_on_base_computes_once_and_says_what_it_cost(tiny_base):
     assert spent >= 0 and spent_again == 0.0
 
 
+@pytest.mark.integration
 def test_a_measurement_from_outside_the_package_runs_in_a_real_run(tmp_path, tiny_base):
     """One function and its config block: registered here, it runs after training in its own stage and writes
     its artifact (the number of parameters of the merged model, which must be the base's)."""

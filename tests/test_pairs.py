@@ -85,6 +85,7 @@ def claims(out: Path, group: str | None = None) -> dict[str, str]:
     return dict(zip(df["id"], df["verdict"]))
 
 
+@pytest.mark.integration
 def test_readme_command_writes_claims_that_follow_the_planted_truth(study: Path, tmp_path) -> None:
     """Acceptance: `python -m harness.analyze pairs=<file>` over 3 RLVR + 3 SFT pairs of one base."""
     out = tmp_path / "out"
@@ -296,6 +297,7 @@ def test_catalog_lists_public_pairs_marked_unverified() -> None:
     assert all("unverified here (offline)" in p.note and "/" in p.base and "/" in p.tuned for p in study.pairs)
 
 
+@pytest.mark.integration
 def test_bench_pairs_times_the_harness_against_modeldelta(tmp_path, monkeypatch, capsys) -> None:
     """`python -m harness.bench pairs` on a Qwen2-architecture pair at test size: both tools run on the same
     sharded bf16 pair, the ratios and peak memories are printed, and the one figure both compute agrees."""

@@ -109,6 +109,7 @@ def sweep(tmp_path_factory, harness_cache):
     return work / "out" / "pk", jobs
 
 
+@pytest.mark.integration
 def test_run_writes_passk_json(sweep, harness_cache):
     _, jobs = sweep
     docs = [json.loads((j / "passk.json").read_text()) for j in jobs]
@@ -129,6 +130,7 @@ def test_run_writes_passk_json(sweep, harness_cache):
     assert sum(p["c_base"] for p in docs[0]["prompts"]) > 0  # the check above compared non-trivial counts
 
 
+@pytest.mark.integration
 def test_run_writes_kl_json(sweep, harness_cache):
     _, jobs = sweep
     for j in jobs:
@@ -142,6 +144,7 @@ def test_run_writes_kl_json(sweep, harness_cache):
     assert len(list((harness_cache / "kl-samples").glob("*.json"))) == 1
 
 
+@pytest.mark.integration
 def test_report_sections(sweep):
     from harness.report.base import Context, per_run
     from harness.report.sections.passk_kl import render_kl, render_passk

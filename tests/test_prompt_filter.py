@@ -24,6 +24,7 @@ def setup(harness_cache):
     return cfg, build_task(cfg.task), resolve_base(cfg.model)
 
 
+@pytest.mark.integration
 def test_keeps_exactly_the_prompts_strictly_between_the_bounds(setup):
     cfg, task, base = setup
     rates = base_pass_rates(cfg, task, base, "cpu")
@@ -37,6 +38,7 @@ def test_keeps_exactly_the_prompts_strictly_between_the_bounds(setup):
     assert filtered.test == task.test  # the held-out split is never filtered
 
 
+@pytest.mark.integration
 def test_pass_rates_are_cached_by_weights(setup):
     cfg, task, base = setup
     base_pass_rates(cfg, task, base, "cpu")
@@ -46,6 +48,7 @@ def test_pass_rates_are_cached_by_weights(setup):
     assert list((cache_root() / "prompt_filter").glob("*.json")) == files
 
 
+@pytest.mark.integration
 def test_no_prompt_in_bounds_is_a_clear_error(setup):
     cfg, task, base = setup
     cfg = compose(*SETTINGS, "prompt_filter.lo=0.99")

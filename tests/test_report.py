@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import ROOT, run_cli
 
+pytestmark = pytest.mark.integration  # real launches: see pyproject's marker
+
 FAST = ["model=tiny", "objective.steps=2", "eval.limit=4", "entk.n_probe=4", "entk.k=4", "name=r"]
 
 

@@ -23,6 +23,8 @@ from harness.unlearn.ledger import check_against_log, read_correct_rollouts, rea
 from harness.validate import check
 from tests.conftest import ROOT, compose, run_cli, warm_digits, write_digits
 
+pytestmark = pytest.mark.integration  # real launches: see pyproject's marker
+
 PROMPTS_PER_STEP, GENERATIONS = 8, 16
 QUIET = ["logger=none", "eval.enabled=false", "entk.enabled=false"]
 

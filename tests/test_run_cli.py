@@ -8,6 +8,8 @@ import pytest
 
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.integration  # real launches: see pyproject's marker
+
 TINY = ["model=tiny", "logger=none", "name=t"]
 
 

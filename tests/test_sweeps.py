@@ -8,6 +8,8 @@ import pytest
 
 from tests.conftest import CONF, ROOT, run_cli
 
+pytestmark = pytest.mark.integration  # real launches: see pyproject's marker
+
 SWEEPS = sorted(p.stem for p in (ROOT / "harness" / "conf" / "sweeps").glob("*.yaml"))
 
 

@@ -21,6 +21,8 @@ from omegaconf import OmegaConf
 from harness.unlearn.ledger import check_against_log, per_prompt, read_ledger
 from tests.conftest import ROOT, warm_digits, write_digits
 
+pytestmark = pytest.mark.integration  # real launches: see pyproject's marker
+
 PROMPTS_PER_STEP, GENERATIONS = 4, 8
 
 

@@ -178,6 +178,7 @@ def test_sweep_expansion_matches_hydra():
 # --- a plug-in cannot lie: every adapter setting checked against the adapter and the model (issue 20) --------
 
 
+@pytest.mark.integration
 def test_a_typo_in_an_adapter_setting_exits_2_before_anything_loads(tmp_path):
     """``droput`` would otherwise train with the default dropout."""
     r = run_cli(*TINY, "adapter=lora", "+adapter.droput=0.1", out=tmp_path)
