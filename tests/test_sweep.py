@@ -20,7 +20,7 @@ from tests.conftest import ROOT
 
 
 def make_run(sweep: Path, overrides: list[str], status: str = "done", eval_id: float | None = None,
-             base_id: float = 0.5) -> Path:
+             base_id: float = 0.5, parameters: dict | None = None) -> Path:
     """A run dir as harness.run writes it: .hydra/{overrides,config,hydra}.yaml, run.json, eval.json."""
     job = sweep / job_dir_name(overrides)
     (job / ".hydra").mkdir(parents=True)
@@ -33,7 +33,7 @@ def make_run(sweep: Path, overrides: list[str], status: str = "done", eval_id: f
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
     (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
     (job / "run.json").write_text(json.dumps({"status": status, "reason": None if status == "done" else "boom",
-                                              "seed": cfg["seed"]}))
+                                              "seed": cfg["seed"], **({"parameters": parameters} if parameters else {})}))
     if eval_id is not None:
         (job / "eval.json").write_text(json.dumps({"tasks": {"id": {
             "split": "id", "accuracy": eval_id, "n": 10, "base_accuracy": base_id,
@@ -190,6 +190,26 @@ def import_graph() -> dict[str, set[str]]:
 
 def within(m: str, prefixes: tuple[str, ...]) -> bool:
     return any(m == p or m.startswith(p + ".") for p in prefixes)
+
+
+def test_table2_shows_each_adapters_trainable_share(tmp_path):
+    """Trainable parameters are recorded per run (run.json ``parameters``) and reported beside the accuracy."""
+    from harness.report.base import Context, per_run
+    from harness.report.sections.peft import table2
+
+    sw = tmp_path / "sw"
+    sizes = {"full": {"total": 1000, "trainable": 1000}, "lora": {"total": 1003, "trainable": 3}}
+    for adapter, acc in (("full", 0.6), ("lora", 0.55)):
+        for objective in ("sft", "rlvr"):
+            for seed in (0, 1):
+                make_run(sw, [f"adapter={adapter}", f"objective={objective}", f"seed={seed}"], eval_id=acc,
+                         parameters=sizes[adapter])
+    ctx = Context(load_sweep(sw), tmp_path / "out")
+    ctx.runs = per_run(ctx.sweep)
+    assert ctx.runs.loc[ctx.runs["adapter"] == "lora", "trainable_share"].tolist() == [3 / 1003] * 4
+    (row,) = table2(ctx).to_dict("records")
+    assert row["adapter"] == "lora" and row["trainable"] == "0.299 %"
+    assert row["sft: acc / full"] == "0.550 / 0.600 = 0.92"
 
 
 def test_no_import_cycle_and_analysis_never_imports_training():

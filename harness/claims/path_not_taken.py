@@ -43,10 +43,6 @@ def _rlvr(row: dict) -> bool:
     return row.get("objective") == "rlvr"
 
 
-def _sft(row: dict) -> bool:
-    return row.get("objective") == "sft"
-
-
 def label(data: ClaimData, stem: str) -> str:
     """The k label to read: the gap-aware ``kgap16`` when the summaries have it, else ``k16``."""
     for lab in ALIGNED_K:

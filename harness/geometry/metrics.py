@@ -227,11 +227,6 @@ def rank_metrics(sd: torch.Tensor, m: int, n: int) -> dict[str, torch.Tensor]:
             "num_rank_frac": num.to(total.dtype).where(nonzero, nan)}
 
 
-def _normal_tail(x: torch.Tensor) -> torch.Tensor:
-    """Q(x) = P(N(0, 1) > x)."""
-    return 0.5 * torch.special.erfc(x * (1 / math.sqrt(2)))
-
-
 def change_probability(w0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """Per entry, P(bf16-changed) under ΔW entries i.i.d. N(0, noise²) (``noise`` per matrix): a downward move
     (towards 0) must beat τ|w0|, an upward one τ|w0 + δ|, i.e. δ > τ|w0|/(1 − τ). With τ = 1e-3 the two tails

@@ -100,10 +100,14 @@ def group_row(values: dict, rows: pd.DataFrame) -> dict:
 def per_run(sweep: Sweep) -> pd.DataFrame:
     """The sweep table plus each run's measured values: ``geo:<key>`` (whole-model geometry at the default
     analyzer settings), ``acc_id``/``gain_id`` and ``acc_ood``/``change_ood`` (means over the in-distribution
-    and the OOD lm-eval tasks), and the ``entk_*`` figures."""
+    and the OOD lm-eval tasks), the ``entk_*`` figures, and ``trainable``/``trainable_share`` (the parameters the
+    optimizer could change: run.json's ``parameters``)."""
     rows = []
     for row in sweep.table.to_dict("records"):
         run = sweep.run(row["run"])
+        params = (run.record or {}).get("parameters") or {}
+        if params.get("total"):
+            row["trainable"], row["trainable_share"] = params["trainable"], params["trainable"] / params["total"]
         geo = run.geometry_summary() or {}
         row.update({f"geo:{k}": v for k, v in (geo.get("whole_model") or {}).items()})
         ev = run.eval()

@@ -22,6 +22,7 @@ def table2(ctx: Context) -> pd.DataFrame | None:
         if values["adapter"] == "full":
             continue
         row, rel = dict(values), {}
+        row["trainable"] = _share(done[done["adapter"] == values["adapter"]])
         for obj in sorted(set(done["objective"])):
             key = {**values, "objective": obj}
             a = means.get(tuple(str(key[k]) for k in keys))
@@ -35,6 +36,12 @@ def table2(ctx: Context) -> pd.DataFrame | None:
         row["gap (SFT rel − RLVR rel)"] = f"{rel['sft'] - rel['rlvr']:+.2f}" if both else "–"
         rows.append(row)
     return pd.DataFrame(rows) if rows else None
+
+
+def _share(runs: pd.DataFrame) -> str:
+    """The adapter's trainable parameters as a share of the model's (the same for every seed), e.g. 0.29 %."""
+    shares = sorted(set(runs["trainable_share"].dropna())) if "trainable_share" in runs else []
+    return " / ".join(f"{100 * s:.3g} %" for s in shares) or "–"
 
 
 @section(20, "table2_peft_vs_full",
