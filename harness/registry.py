@@ -1,8 +1,10 @@
-"""Plug-ins by short name: one small registry per kind (objectives, task kinds, model sources).
+"""Plug-ins by short name, every kind the same way: adapters, objectives, task kinds, model sources,
+measurements, report sections and claims each have one :class:`Registry` in their package.
 
-A plug-in is one module in its package that registers itself with a decorator, plus one YAML in the matching
-``conf/`` group; the package's modules are imported on first lookup, so nothing else is edited. The shape is
-that of :mod:`harness.adapters` (``register(name)`` on a module-level object, discovery by ``pkgutil``).
+A plug-in is one module in its package that registers itself (``REGISTRY.register(name)`` as a decorator, or a
+kind's own decorator built on it), plus at most one YAML in the matching ``conf/`` group; the package's modules
+are imported on first lookup (``pkgutil``), so nothing else is edited. An unknown name is one line with
+did-you-mean; a name registered twice from two modules is refused.
 """
 
 from __future__ import annotations
