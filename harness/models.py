@@ -59,13 +59,16 @@ def source_dir(cfg: DictConfig) -> Path | str:
 def module_names(cfg: DictConfig) -> dict[str, type] | None:
     """Name -> class of every module of the model ``cfg`` names, from its architecture alone (built on the
     meta device: no weights are read); None when the source cannot tell without building or downloading."""
-    arch = SOURCES.get(cfg.source).architecture(cfg)
-    if arch is None:
-        return None
-    from transformers import AutoModelForCausalLM
+    try:
+        arch = SOURCES.get(cfg.source).architecture(cfg)
+        if arch is None:
+            return None
+        from transformers import AutoModelForCausalLM
 
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(arch)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(arch)
+    except Exception:  # an architecture transformers cannot build here (e.g. remote code): no check before launch
+        return None
     return {name: type(m) for name, m in model.named_modules() if name}
 
 

@@ -202,8 +202,8 @@ def test_a_typo_in_an_adapter_setting_exits_2_before_anything_loads(tmp_path):
      "gate_proj, k_proj, lm_head, o_proj, q_proj, up_proj, v_proj"),
     (["adapter=peft", "+adapter.peft_config={_target_:peft.LoHaConfig,r:4,target_modules:[attn]}"],
      "error: bad adapter.peft_config.target_modules 'attn'; valid: a name matching this model's modules"),
-    (["adapter=sparse", "adapter.target_modules=[q]"],
-     "error: bad adapter.target_modules ['q']; valid: last name parts of this model's linear layers: down_proj, "),
+    (["adapter=sparse", "adapter.target_modules=[q_proj,q]"],
+     "error: bad adapter.target_modules 'q'; valid: last name parts of this model's linear layers: down_proj, "),
     # an init peft does not know (refused only when the adapter was built), read from peft's own type
     (["adapter=lora", "adapter.init=bogus"], "error: bad adapter.init 'bogus'; valid: true | false | gaussian"),
     (["adapter=pissa", "adapter.init=gaussian"], "error: bad adapter.init 'gaussian'; valid: pissa | pissa_niter_<n>"),

@@ -73,9 +73,10 @@ class Sparse(Adapter):
         targets = self.cfg.get("target_modules")
         if modules is not None and targets is not None:
             leaves = linear_leaf_names(modules)
-            if not set(targets) & set(leaves):
-                raise BadValue("adapter.target_modules", list(targets),
-                               f"last name parts of this model's linear layers: {', '.join(leaves)}")
+            for target in targets:  # every entry: one that matched nothing would silently train nothing there
+                if target not in leaves:
+                    raise BadValue("adapter.target_modules", target,
+                                   f"last name parts of this model's linear layers: {', '.join(leaves)}")
 
     def parameter_counts(self, model: torch.nn.Module) -> dict[str, int]:
         """The masked entries are what trains (the rest of each target matrix gets a zero gradient)."""
