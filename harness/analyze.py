@@ -11,7 +11,6 @@ one line naming the value and the valid choices, and exits 2.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # as in harness.run: no hub access
 # idle machine: the same 0.2 s either way). Must be set before torch loads; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from harness.cli import ArgumentError, split_options  # noqa: E402
 from harness.geometry import sources  # noqa: E402
 from harness.geometry.analyze_run import (  # noqa: E402
     OptionError,
@@ -142,7 +142,6 @@ def settings_from(opts: dict[str, str]) -> Settings:
     return Settings(**kw)
 
 
-OPTION = re.compile(r"^([A-Za-z_]\w*)=(.*)$")
 
 
 def resolve_checkpoint(key: str, ref: str) -> Path:
@@ -154,18 +153,10 @@ def resolve_checkpoint(key: str, ref: str) -> Path:
 
 
 def parse_argv(argv: list[str]) -> tuple[list[str], dict[str, str]]:
-    targets, opts = [], {}
-    for arg in argv:
-        m = OPTION.match(arg)
-        if not m or Path(arg).exists():  # sweep subdirs look like options ("adapter=lora,seed=0")
-            targets.append(arg)
-            continue
-        key, value = m.groups()
-        if key not in OPTIONS:
-            raise OptionError(f"error: unknown option {key!r}; valid: {', '.join(OPTIONS)}")
-        else:
-            opts[key] = value
-    return targets, opts
+    try:
+        return split_options(argv, OPTIONS)
+    except ArgumentError as exc:
+        raise OptionError(str(exc)) from None
 
 
 def usage() -> str:

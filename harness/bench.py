@@ -1,10 +1,13 @@
 """Performance benchmarks, each printed as timings and ratios measured in one run.
 
-    python -m harness.bench analyzer [--model smollm2-135m | tiny | <checkpoint dir>] [--layers N]
-    python -m harness.bench null [--model ...] [--repeats R]
-    python -m harness.bench sampler [--model ...] [--repeats R]
-    python -m harness.bench pairs [--shape qwen2.5-0.5b | qwen2.5-1.5b] [--layers N]   (harness.pairs.bench)
-    python -m harness.bench scorer [--completions FILE.jsonl | SWEEP_OR_RUN_DIR] [--repeats R]
+    harness bench analyzer [model=smollm2-135m | tiny | <checkpoint dir>] [layers=N] [threads=T]
+    harness bench null [model=...] [repeats=R]
+    harness bench sampler [model=...] [repeats=R]
+    harness bench stats [model=...] [repeats=R]
+    harness bench pairs [shape=qwen2.5-0.5b | qwen2.5-1.5b] [layers=N]   (harness.pairs.bench)
+    harness bench scorer [completions=FILE.jsonl | SWEEP_OR_RUN_DIR] [repeats=R]
+
+(``python -m harness.bench ...`` alike.)
 
 ``analyzer``: the geometry analyzer on the model's attention/MLP matrices with a synthetic ΔW (rank 8 +
 1 % sparse, each part 1e-3·‖W0‖_F), timing
@@ -28,19 +31,20 @@ completion; and every call over 1 s.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import torch
 
 from harness import CONF_DIR  # noqa: E402
+from harness.cli import ArgumentError, int_option, split_options  # noqa: E402
 from harness.pairs.bench import bench_pairs  # noqa: E402
 
 
@@ -352,11 +356,11 @@ def bench_scorer(completions: str | None = None, repeats: int = 3) -> str:
 
     path = Path(completions).expanduser() if completions else ROLLOUTS
     if not path.exists():
-        raise SystemExit(_fail(f"error: bad --completions {str(path)!r}; valid: a JSONL file of text/answer rows "
+        raise SystemExit(_fail(f"error: bad completions {str(path)!r}; valid: a JSONL file of text/answer rows "
                                "or a sweep or run dir"))
     real = real_completions(path)
     if not real:
-        raise SystemExit(_fail(f"error: bad --completions {str(path)!r}; valid: a file or dir holding completions "
+        raise SystemExit(_fail(f"error: bad completions {str(path)!r}; valid: a file or dir holding completions "
                                "(no text/answer rows, eval samples or kept rollouts found)"))
     t0 = time.perf_counter()
     _mathverify.warm()
@@ -387,7 +391,7 @@ def bench_scorer(completions: str | None = None, repeats: int = 3) -> str:
     ])
 
 
-BENCHES: dict[str, Callable[[argparse.Namespace], str]] = {
+BENCHES: dict[str, Callable[[SimpleNamespace], str]] = {
     "sampler": lambda a: bench_sampler(a.model, a.seed, a.repeats),
     "analyzer": lambda a: bench_analyzer(a.model, a.layers, a.seed),
     "null": lambda a: bench_null(a.model, a.layers, a.seed, a.repeats),
@@ -397,22 +401,40 @@ BENCHES: dict[str, Callable[[argparse.Namespace], str]] = {
 }
 
 
+#: The options of every bench (``key=value``, the one argument style of the ``harness`` commands).
+OPTIONS = {
+    "model": "model name (conf/model) or checkpoint dir (default smollm2-135m)",
+    "layers": "only the first N layers (quicker)",
+    "seed": "seed of the synthetic update or the sampled prompts (default 0)",
+    "repeats": "timings alternated this many times, best kept (default 3)",
+    "shape": "pairs: the model shape the pair is built from (default qwen2.5-0.5b)",
+    "completions": "scorer: real completions, a JSONL of text/answer rows or a sweep/run dir",
+    "threads": "torch/BLAS threads (1 gives steadier timings on a shared machine)",
+}
+
+
+def parse(argv: list[str]) -> tuple[str, SimpleNamespace]:
+    """(bench name, options with their defaults) of ``harness bench <name> [key=value ...]``."""
+    names, opts = split_options(argv, OPTIONS)
+    if len(names) != 1 or names[0] not in BENCHES:
+        got = repr(names[0]) if names else "nothing"
+        raise ArgumentError(f"error: unknown bench {got}; valid: {', '.join(BENCHES)}")
+    return names[0], SimpleNamespace(
+        model=opts.get("model", "smollm2-135m"), layers=int_option(opts, "layers", None),
+        seed=int_option(opts, "seed", 0, lo=0), repeats=int_option(opts, "repeats", 3),
+        shape=opts.get("shape", "qwen2.5-0.5b"), completions=opts.get("completions"),
+        threads=int_option(opts, "threads", None))
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in BENCHES:
-        got = repr(argv[0]) if argv else "nothing"
-        raise SystemExit(_fail(f"error: unknown bench {got}; valid: {', '.join(BENCHES)}"))
-    p = argparse.ArgumentParser(prog=f"python -m harness.bench {argv[0]}")
-    p.add_argument("--model", default="smollm2-135m", help="model name (conf/model) or checkpoint dir")
-    p.add_argument("--layers", type=int, default=None, help="only the first N layers (quicker)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--repeats", type=int, default=3, help="null: timings alternated this many times (best kept)")
-    p.add_argument("--shape", default="qwen2.5-0.5b", help="pairs: the model shape the pair is built from")
-    p.add_argument("--completions", default=None,
-                   help="scorer: real completions, a JSONL of text/answer rows or a sweep/run dir")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch/BLAS threads (1 gives steadier timings on a shared machine)")
-    args = p.parse_args(argv[1:])
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__.strip() + "\n\noptions:\n" + "\n".join(f"  {k}=  {v}" for k, v in OPTIONS.items()))
+        return
+    try:
+        name, args = parse(argv)
+    except ArgumentError as exc:
+        raise SystemExit(_fail(str(exc))) from None
     if args.threads:
         torch.set_num_threads(args.threads)
         try:  # numpy's BLAS too, for a fair (a)
@@ -421,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:
             threadpool_limits(args.threads)
         except ImportError:
             print("[harness] threadpoolctl missing: numpy's BLAS threads not limited", file=sys.stderr)
-    print(BENCHES[argv[0]](args), flush=True)
+    print(BENCHES[name](args), flush=True)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,44 @@ def bad_choice(group: str, value: str, valid: list[str]) -> str:
     return f"error: unknown {group} {value!r}{near}; valid: {', '.join(valid)}"
 
 
+class ArgumentError(ValueError):
+    """A bad command-line argument; the message is the one-line error (the caller prints it and exits 2)."""
+
+
+OPTION = re.compile(r"^([A-Za-z_]\w*)=(.*)$")
+
+
+def split_options(argv: list[str], options: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The one argument style of every ``harness`` command but ``train`` (which is Hydra's): positional targets
+    and ``key=value`` options, ``options`` naming the valid keys. An unknown key is one line with did-you-mean.
+    An argument that is an existing path is a target even when it looks like an option (a sweep's job dirs are
+    named ``adapter=lora,seed=0``)."""
+    targets, opts = [], {}
+    for arg in argv:
+        m = OPTION.match(arg)
+        if not m or Path(arg).exists():
+            targets.append(arg)
+            continue
+        key, value = m.groups()
+        if key not in options:
+            raise ArgumentError(bad_choice("option", key, list(options)))
+        opts[key] = value
+    return targets, opts
+
+
+def int_option(opts: dict[str, str], key: str, default: int | None, lo: int = 1) -> int | None:
+    """An integer option (>= ``lo``), or ``default`` when not given."""
+    if key not in opts:
+        return default
+    try:
+        value = int(opts[key])
+    except ValueError:
+        value = lo - 1
+    if value < lo:
+        raise ArgumentError(f"error: bad {key} {opts[key]!r}; valid: an integer >= {lo}")
+    return value
+
+
 def validate_argv(argv: list[str], conf_dir: str | Path) -> None:
     """Exit 2 with one line naming the bad value and the valid choices, for any unknown group option."""
     known = groups(conf_dir)

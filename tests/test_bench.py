@@ -18,7 +18,7 @@ def test_bench_analyzer_prints_timings_and_agreement(tmp_path, monkeypatch, caps
               "mlp.down_proj": (48, 96)}
     base = write_checkpoint(tmp_path / "base", {f"model.layers.{i}.{k}.weight": torch.randn(*s, generator=g)
                                                 for i in range(2) for k, s in shapes.items()})
-    bench.main(["analyzer", "--model", str(base)])
+    bench.main(["analyzer", f"model={base}"])
     out = capsys.readouterr().out
     for label in ("(a) naive", "(b) harness analyzer", "(c) singular values", "b/a =", "b/c ="):
         assert label in out
@@ -32,9 +32,20 @@ def test_bench_rejects_unknown_names(capsys) -> None:
         bench.main(["analyser"])
     assert exc.value.code == 2 and "analyser" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
-        bench.main(["analyzer", "--model", "no_such_model"])
+        bench.main(["analyzer", "model=no_such_model"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "no_such_model" in err and "tiny" in err
+
+
+def test_bench_options_are_key_value_like_every_command(capsys) -> None:
+    """One argument style (``key=value``, as ``harness analyze``): a misspelt or bad option is one line, exit 2."""
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["analyzer", "modle=tiny"])
+    assert exc.value.code == 2 and capsys.readouterr().err.strip() == (
+        f"error: unknown option 'modle' (did you mean 'model'?); valid: {', '.join(bench.OPTIONS)}")
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["analyzer", "layers=0"])
+    assert exc.value.code == 2 and capsys.readouterr().err.strip() == "error: bad layers '0'; valid: an integer >= 1"
 
 
 def test_bench_null_prints_its_share_of_the_analyzer(tmp_path, monkeypatch, capsys) -> None:
@@ -42,7 +53,7 @@ def test_bench_null_prints_its_share_of_the_analyzer(tmp_path, monkeypatch, caps
     g = torch.Generator().manual_seed(0)
     base = write_checkpoint(tmp_path / "base", {f"model.layers.{i}.self_attn.q_proj.weight":
                                                 torch.randn(48, 40, generator=g) for i in range(2)})
-    bench.main(["null", "--model", str(base), "--repeats", "1"])
+    bench.main(["null", f"model={base}", "repeats=1"])
     out = capsys.readouterr().out
     assert "without null columns" in out and "with null columns" in out
     assert re.search(r"null adds [+-]\d+\.\d%", out)
@@ -53,6 +64,6 @@ def test_bench_stats_prints_its_share_of_the_analyzer(tmp_path, monkeypatch, cap
     g = torch.Generator().manual_seed(0)
     base = write_checkpoint(tmp_path / "base", {f"model.layers.{i}.self_attn.q_proj.weight":
                                                 torch.randn(48, 40, generator=g) for i in range(2)})
-    bench.main(["stats", "--model", str(base), "--repeats", "1"])
+    bench.main(["stats", f"model={base}", "repeats=1"])
     out = capsys.readouterr().out
     assert "analyzer, one run" in out and re.search(r"\d+\.\d% of the analyzer", out)

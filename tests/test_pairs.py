@@ -308,7 +308,7 @@ def test_bench_pairs_times_the_harness_against_modeldelta(tmp_path, monkeypatch,
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    bench.main(["pairs", "--shape", "qwen2-tiny", "--threads", "1"])
+    bench.main(["pairs", "shape=qwen2-tiny", "threads=1"])
     out = capsys.readouterr().out
     assert "FAILED" not in out
     for label in ("harness, first pair of a base", "harness, further pair of that base", "modeldelta CLI, every",

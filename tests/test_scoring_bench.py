@@ -15,7 +15,7 @@ def test_bench_scorer_prints_times_rules_and_slow_calls(tmp_path, capsys):
             {"text": "So the answer is 7.", "answer": "7"}, {"text": " \\boxed{5}", "answer": "5"}]
     path = tmp_path / "c.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    bench.main(["scorer", "--completions", str(path), "--repeats", "1"])
+    bench.main(["scorer", f"completions={path}", "repeats=1"])
     out = capsys.readouterr().out
     for label in ("adversarial table, main thread", "adversarial table, worker thread",
                   "real completions, harness scorer", "real completions, math-verify alone"):
@@ -26,5 +26,5 @@ def test_bench_scorer_prints_times_rules_and_slow_calls(tmp_path, capsys):
 
 def test_bench_scorer_rejects_a_missing_file(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        bench.main(["scorer", "--completions", str(tmp_path / "nope.jsonl")])
+        bench.main(["scorer", f"completions={tmp_path / 'nope.jsonl'}"])
     assert exc.value.code == 2 and "nope.jsonl" in capsys.readouterr().err

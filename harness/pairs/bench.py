@@ -1,4 +1,4 @@
-"""``python -m harness.bench pairs [--shape qwen2.5-0.5b] [--layers N] [--threads T]``: the harness against
+"""``python -m harness.bench pairs [shape=qwen2.5-0.5b] [layers=N] [threads=T]``: the harness against
 ``modeldelta`` (the peer tool on PyPI) on the same checkpoint pair, in one run.
 
 The pair is built from a config, no download (:func:`harness.geometry.synthetic.write_model_pair`: the shape's
