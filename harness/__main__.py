@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     elif argv[0] in COMMANDS:
         command, rest = argv[0], argv[1:]
     else:
-        from harness.cli import bad_choice
+        from harness.core.registry import bad_choice
 
         print(bad_choice("command", argv[0], list(COMMANDS)), file=sys.stderr)
         return 2

@@ -215,7 +215,7 @@ def bench_stats(model: str = "smollm2-135m", layers: int | None = None, seed: in
     model (warm base cache, default settings)."""
     import numpy as np
 
-    from harness import stats
+    from harness.core import stats
     from harness.geometry.analyze_run import analyze_delta
     from harness.geometry.metrics import Settings
     from harness.geometry.sources import Checkpoint, matrix_kind

@@ -19,7 +19,7 @@ class SweepSummary(Callback):
         self.t0 = time.time()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from harness import dist
+        from harness.core import dist
 
         if not dist.is_main():  # one report per sweep: the main process's (the others' sweep dir is throwaway)
             return

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 import sys
 from pathlib import Path
+
+from harness.core.registry import bad_choice
 
 # Folders of the config tree that are not groups a run selects from: Hydra's own settings, and the pair-study
 # files `harness analyze pairs=<file>` reads.
@@ -21,12 +22,6 @@ def groups(conf_dir: str | Path) -> list[str]:
 
 def choices(conf_dir: str | Path, group: str) -> list[str]:
     return sorted(p.stem for p in (Path(conf_dir) / group).glob("*.yaml"))
-
-
-def bad_choice(group: str, value: str, valid: list[str]) -> str:
-    hint = difflib.get_close_matches(value, valid, n=1)
-    near = f" (did you mean {hint[0]!r}?)" if hint else ""
-    return f"error: unknown {group} {value!r}{near}; valid: {', '.join(valid)}"
 
 
 class ArgumentError(ValueError):

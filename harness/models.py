@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from harness import dist
+from harness.core import dist
+from harness.core.store import atomic_write_json, cache_lock, cache_root, settings_hash
 from harness.sources import DTYPE_NAMES, SOURCES, ModelSourceError, is_checkpoint
-from harness.store import atomic_write_json, cache_lock, cache_root, settings_hash
 
 __all__ = ["DTYPES", "ModelSourceError", "cache_lock", "cache_root", "cached_checkpoint", "device_for",
            "is_checkpoint", "load_base", "load_model", "module_names", "resolve_base", "save_checkpoint", "settings_hash",

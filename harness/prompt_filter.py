@@ -5,7 +5,7 @@ SmolLM2 86 % of groups were like that (issue 12): prompts the base always or nev
 dynamic sampling, but once per base and before training: pass@1 of every training prompt is estimated at the
 base from ``k`` samples at the rollout temperature, and only prompts with ``lo < pass@1 < hi`` are kept. The
 same filtered prompts serve both objectives, so SFT and RLVR stay comparable. Cached per (base weights,
-task, settings) with :func:`harness.store.once_per_base`.
+task, settings) with :func:`harness.core.store.once_per_base`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.store import once_per_base
+from harness.core.store import once_per_base
 
 
 def settings(cfg: DictConfig) -> dict[str, Any]:

@@ -26,12 +26,12 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from harness import CONF_DIR as PACKAGE_CONF  # noqa: E402
-from harness import dist  # noqa: E402
 from harness.cli import validate_argv  # noqa: E402
+from harness.core import dist  # noqa: E402
+from harness.core.overrides import job_dir_name  # noqa: E402
+from harness.core.record import RunRecord, changed_settings, settings_of  # noqa: E402
 from harness.measure import sampling  # noqa: E402
 from harness.measure.base import run_measurements  # noqa: E402
-from harness.overrides import job_dir_name  # noqa: E402
-from harness.record import RunRecord, changed_settings, settings_of  # noqa: E402
 
 CONF_DIR = str(PACKAGE_CONF)
 # Reasons of the runs of this process that failed: a single run (no -m) that failed exits non-zero.

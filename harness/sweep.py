@@ -4,7 +4,7 @@ A run directory (:class:`RunDir`) holds what a run wrote (``run.json``, ``.hydra
 ``delta.safetensors``, ``eval.json``, ``entk.json``, ``prompts.csv``, ``ledger.csv``, and the analyzer's
 ``geometry*``); :func:`load_sweep` turns a sweep directory into one table, one row per run, whose setting
 columns are found one way: every override that varies across the sweep, except ``seed`` and the keys that
-only say where a job runs (:data:`harness.overrides.LAUNCH_KEYS`). Every table and figure groups and pairs
+only say where a job runs (:data:`harness.core.overrides.LAUNCH_KEYS`). Every table and figure groups and pairs
 runs through :class:`Sweep`, so runs that differ in any swept setting are never pooled or paired by accident.
 
 Reading only: nothing here imports training code.
@@ -21,8 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.overrides import is_launch_key, split_override
-from harness.store import read_json
+from harness.core.overrides import is_launch_key, split_override
+from harness.core.store import read_json
 
 RUN_JSON = "run.json"
 DELTA = "delta.safetensors"

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from harness import dist
+from harness.core import dist
 
 
 def engine(trainer: Any) -> str:

@@ -24,9 +24,9 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from harness.dist import per_device, world_size
+from harness.core.dist import per_device, world_size
+from harness.core.registry import BadValue, UnknownName
 from harness.measure.sampling import SAMPLERS
-from harness.registry import BadValue, UnknownName
 from harness.sources import DTYPE_NAMES
 
 # --- rules -------------------------------------------------------------------------------------------------

@@ -144,7 +144,7 @@ def main() -> None:
     t0 = time.time()
     lines = screen(model, tok, args) if args.mode == "screen" else tasks(model, tok, args.names, args)
     if args.out is not None:
-        from harness.store import atomic_write_text
+        from harness.core.store import atomic_write_text
 
         old = args.out.read_text() if args.out.exists() else ""
         title = ("Screen: candidate components" if args.mode == "screen" else "The task YAMLs (training split)")

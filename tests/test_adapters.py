@@ -56,7 +56,7 @@ def test_identity_at_init(name, tiny_base):
 @pytest.mark.parametrize("objective", ["sft", "rlvr"])
 @pytest.mark.parametrize("name", ADAPTERS)
 def test_trains_two_steps(name, objective, tmp_path):
-    from harness.record import RunRecord, read_run
+    from harness.core.record import RunRecord, read_run
     from harness.run import train_run
 
     cfg = compose("model=tiny", f"adapter={name}", *EXTRA.get(name, []), f"objective={objective}",

@@ -13,7 +13,7 @@ import yaml
 
 from harness.claims import CLAIMS, CONTRADICTED, INCONCLUSIVE, SUPPORTED, judge_all, ordered
 from harness.claims.base import Part, judge
-from harness.overrides import job_dir_name
+from harness.core.overrides import job_dir_name
 from harness.sweep import load_sweep
 from tests.conftest import ROOT, compose
 

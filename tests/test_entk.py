@@ -66,7 +66,7 @@ def test_known_rotation_is_recovered():
 
 
 def test_small_rotation_is_not_lost():
-    """Angles come from :func:`harness.linalg.principal_angles` (atan2): a 1e-9 rad rotation reads 1e-9 rad,
+    """Angles come from :func:`harness.core.linalg.principal_angles` (atan2): a 1e-9 rad rotation reads 1e-9 rad,
     where arccos of a cosine that rounds to 1 read 0."""
     q, _ = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
     eigs = [6.0, 5, 4, 3, 2, 1]

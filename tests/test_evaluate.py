@@ -15,7 +15,8 @@ import torch
 import yaml
 from lm_eval.api.model import LM
 
-from harness import models, stats
+from harness import models
+from harness.core import stats
 from harness.measure import evaluate as ev
 from harness.tasks import build_task, extract_answer, score
 from tests.conftest import ROOT, compose

@@ -12,10 +12,10 @@ import pytest
 import scipy.linalg
 import torch
 
+from harness.core.linalg import principal_angles
 from harness.geometry.aggregate import aggregate_rows
 from harness.geometry.metrics import Settings, batch_metrics, columns, gap_k
 from harness.geometry.spectra import gram_decomp
-from harness.linalg import principal_angles
 
 M, N = 60, 40
 

@@ -49,7 +49,7 @@ def test_cached_on_base_computes_once_and_says_what_it_cost(tiny_base):
 def test_a_measurement_from_outside_the_package_runs_in_a_real_run(tmp_path, tiny_base):
     """One function and its config block: registered here, it runs after training in its own stage and writes
     its artifact (the number of parameters of the merged model, which must be the base's)."""
-    from harness.record import RunRecord, read_run
+    from harness.core.record import RunRecord, read_run
     from harness.run import train_run
 
     @measurement("param_count", "param_count.json", order=60)

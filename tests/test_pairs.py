@@ -121,8 +121,8 @@ def test_readme_command_writes_claims_that_follow_the_planted_truth(study: Path,
 
 def metrics_of(w0: torch.Tensor, w1: torch.Tensor) -> dict[str, float]:
     """The analyzer's per-matrix metrics of one stored pair of matrices (W1 − W0 in fp32, as from checkpoints)."""
+    from harness.core.linalg import gram_decomp
     from harness.geometry.metrics import Settings, batch_metrics
-    from harness.linalg import gram_decomp
 
     w0, w1 = w0.float(), w1.float()
     out = batch_metrics(w0[None], (w1 - w0)[None], gram_decomp(w0.double()[None], K), None, Settings())
@@ -347,8 +347,8 @@ def test_concurrent_batches_give_the_same_table(tmp_path, monkeypatch) -> None:
 def test_block_by_block_passes_give_the_whole_matrix_numbers() -> None:
     """The passes over entries and the float64 Grams run block by block (memory flat in the matrix size);
     with blocks of a few rows they give the numbers of one pass over the whole batch, mask counts exactly."""
+    from harness.core.linalg import gram_decomp
     from harness.geometry.metrics import Settings, update_metrics
-    from harness.linalg import gram_decomp
 
     g = torch.Generator().manual_seed(9)
     w0 = torch.randn(3, 70, 50, generator=g)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.registry import Registry, UnknownName
+from harness.core.registry import Registry, UnknownName
 from harness.validate import check
 from tests.conftest import CONF, compose
 
@@ -22,7 +22,7 @@ def yamls(group: str) -> list[str]:
 
 def one_step(cfg, job_dir: Path) -> dict:
     """``harness.run.train_run`` on ``cfg`` (the body of a job, in-process); returns run.json."""
-    from harness.record import RunRecord, read_run
+    from harness.core.record import RunRecord, read_run
     from harness.run import train_run
 
     rec = RunRecord(job_dir)
@@ -150,8 +150,8 @@ def test_format_warmup_is_trained_once_and_cached():
     from omegaconf import OmegaConf, open_dict
     from safetensors.torch import load_file
 
+    from harness.core.store import read_json
     from harness.models import resolve_base, source_dir
-    from harness.store import read_json
 
     smol = OmegaConf.load(Path(CONF) / "model" / "smollm2-135m.yaml").warmup
     cfg = compose("model=tiny")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.core.store import cache_root
 from harness.prompt_filter import base_pass_rates, filter_task
-from harness.store import cache_root
 from harness.tasks import build_task
 from tests.conftest import compose
 

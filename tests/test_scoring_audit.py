@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from harness.overrides import job_dir_name
+from harness.core.overrides import job_dir_name
 from harness.report.base import Context, ordered
 from harness.report.sections.reward_audit import audit_rollouts, render
 from harness.sweep import load_sweep

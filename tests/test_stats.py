@@ -1,4 +1,4 @@
-"""harness.stats on hand-built cases with known answers."""
+"""harness.core.stats on hand-built cases with known answers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness import stats
+from harness.core import stats
 
 Z = 1.959963984540054  # the 97.5 % normal quantile
 

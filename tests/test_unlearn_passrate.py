@@ -64,8 +64,8 @@ def test_start_cache_keyed_by_weights_not_path(setup):
 
 
 def test_start_seeded_one_start_per_seed(setup):
+    from harness.core.store import base_key
     from harness.measure.passrate import start_settings
-    from harness.store import base_key
 
     cfg_of, base = setup
 

@@ -15,7 +15,7 @@ def available() -> list[str]:
 
 def adapter_class(cfg) -> type[Adapter]:
     """The class of the adapter named ``cfg.kind`` (defaults to ``cfg.name``); one line with the valid names
-    otherwise (:class:`harness.registry.UnknownName`)."""
+    otherwise (:class:`harness.core.registry.UnknownName`)."""
     return REGISTRY.get(cfg.get("kind", cfg.name))
 
 

@@ -11,8 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from harness.adapters.base import PeftAdapter, register
-from harness.cli import bad_choice
-from harness.registry import BadValue, UnknownName
+from harness.core.registry import BadValue, UnknownName, bad_choice
 
 EXAMPLE = "a peft config with a _target_, e.g. {_target_:peft.LoHaConfig,r:8,target_modules:all-linear}"
 

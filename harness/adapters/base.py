@@ -28,9 +28,8 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig
 
-from harness.cli import bad_choice
-from harness.registry import BadValue, Registry, UnknownName
-from harness.weights import PROJECTIONS, analyzed_weights  # noqa: F401 (the one rule; re-exported)
+from harness.core.registry import BadValue, Registry, UnknownName, bad_choice
+from harness.core.weights import PROJECTIONS, analyzed_weights  # noqa: F401 (the one rule; re-exported)
 
 REGISTRY: Registry[type[Adapter]] = Registry("adapter", "harness.adapters", skip=("base",))
 

@@ -5,7 +5,7 @@ import re
 from omegaconf import OmegaConf
 
 from harness.adapters.base import PeftAdapter, register
-from harness.registry import BadValue
+from harness.core.registry import BadValue
 
 
 def lora_config(cfg, init_lora_weights=True):

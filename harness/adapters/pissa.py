@@ -5,7 +5,7 @@ import re
 
 from harness.adapters.base import PeftAdapter, register
 from harness.adapters.lora import LORA_SETTINGS, lora_config
-from harness.registry import BadValue
+from harness.core.registry import BadValue
 
 
 @register("pissa")

@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 
 from harness.adapters.base import PROJECTIONS, Adapter, linear_leaf_names, register
-from harness.linalg import principal_mask, principal_scores
-from harness.registry import BadValue
+from harness.core.linalg import principal_mask, principal_scores
+from harness.core.registry import BadValue
 
 CRITERIA = ("random", "low_magnitude", "principal", "non_principal")
 
@@ -45,7 +45,7 @@ def _uniform(w: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 def build_mask(w: torch.Tensor, density: float, criterion: str, gen: torch.Generator,
                rank: int = 16, alpha: float = 0.2) -> torch.Tensor:
     """A boolean mask on W's device with exactly round(density·numel) True entries. The principal mask is
-    :func:`harness.linalg.principal_mask`, the one the geometry analyzer measures overlap with."""
+    :func:`harness.core.linalg.principal_mask`, the one the geometry analyzer measures overlap with."""
     k = round(density * w.numel())
     if criterion == "random":
         return _top(_uniform(w, gen), k)

@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness.registry import Registry
+from harness.core.registry import Registry
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive at this scale"
 VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE)

@@ -16,7 +16,7 @@ from harness.claims.base import (
     register,
 )
 from harness.claims.data import ClaimData, full_ref, over_seeds
-from harness.stats import paired_bootstrap
+from harness.core.stats import paired_bootstrap
 
 SOURCE = "Does RL incentivize reasoning beyond the base? (arXiv 2504.13837)"
 NEEDS = "passk.json (pass@k of base and run, n samples per held-out prompt)"

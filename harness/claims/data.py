@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from harness.claims.base import Part
+from harness.core.stats import seed_mean
 from harness.pairs import is_pair_study, pair_of
-from harness.stats import seed_mean
 from harness.sweep import Sweep
 
 Select = Callable[[dict], bool]
@@ -206,7 +206,7 @@ class ClaimData:
 
 def over_seeds(name: str, values: Sequence[float], runs: Sequence[str], null: float, side: str,
                needs: str | None = None, note: str = "") -> Part:
-    """A :class:`Part` from per-seed (or per-pair) values: :func:`harness.stats.seed_mean` and its t-interval;
+    """A :class:`Part` from per-seed (or per-pair) values: :func:`harness.core.stats.seed_mean` and its t-interval;
     NaN values are left out of n."""
     if needs or not len(values):
         return Part(name, null=null, side=side, needs=needs or "runs", runs=list(runs), note=note)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from harness.claims.base import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Claim, Result, ordered
 from harness.claims.data import ClaimData
-from harness.store import atomic_savefig, atomic_write_text
+from harness.core.store import atomic_savefig, atomic_write_text
 from harness.sweep import Sweep
 
 COLORS = {SUPPORTED: "#2e7d32", CONTRADICTED: "#c62828", INCONCLUSIVE: "#9e9e9e"}

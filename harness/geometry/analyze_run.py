@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from harness.core.store import atomic_write_text, settings_hash
 from harness.geometry import plots
 from harness.geometry.aggregate import aggregate, jsonable, summary_header, summary_line
 from harness.geometry.cross import cross_run
@@ -32,7 +33,6 @@ from harness.geometry.metrics import Settings, batch_metrics, columns
 from harness.geometry.sources import Checkpoint, PairDelta, RunDelta, matrix_kind, sort_names
 from harness.geometry.spectra import SpectraCache, batch, by_shape, chunks, gram_decomp, run_batches
 from harness.pairs import pair_of
-from harness.store import atomic_write_text, settings_hash
 from harness.sweep import DELTA, SKIPPED, RunDir, run_dirs
 
 ANALYZER_VERSION = 3  # bump when a metric's computation changes: stored analyses are then recomputed

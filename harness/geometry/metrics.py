@@ -27,7 +27,7 @@ For W0 (m×n), ΔW and W1 = W0 + ΔW, batched over matrices of one shape:
   so the aggregates skip it (an adapter that leaves a matrix untouched does not lower the model's mean).
 - ``energy_<k>``: ‖U_kᵀ ΔW V_k‖_F² / ‖ΔW‖_F² (U, V of W0) beside ``energy_base_<k>`` = k²/(mn).
 - ``mask_overlap_<k>``: |M_upd ∩ M_princ| / |M_upd| (M_upd: entries changed by the bf16 criterion, M_princ:
-  :func:`harness.linalg.principal_mask`, the top-α fraction of |rank-k reconstruction of W0|) beside
+  :func:`harness.core.linalg.principal_mask`, the top-α fraction of |rank-k reconstruction of W0|) beside
   ``mask_base``, the share of M_princ (≈ α), the expected overlap of a random mask of any size. Undefined
   (NaN) when nothing changed.
 - Size-normalised: ``drift_per_rel`` = drift / rel_update and ``angle_per_rel_<k>`` = angle_<k> / rel_update
@@ -64,8 +64,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from harness.core.linalg import principal_angles, principal_mask, principal_threshold
 from harness.geometry.spectra import Decomp, gram_decomp, randomized_topk, rank_k_scores
-from harness.linalg import principal_angles, principal_mask, principal_threshold
 
 TOPK_METHODS = ("exact", "randomized")
 BF16_RTOL = 1e-3  # DESIGN: the relative rule, unchanged iff |w1 − w0| ≤ 1e-3·max(|w0|, |w1|)
@@ -186,7 +186,7 @@ def spectral_drift(s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
 
 def largest_angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Largest principal angle between span(a) and span(b) (orthonormal columns, batched), in degrees
-    (:func:`harness.linalg.principal_angles`, the one definition)."""
+    (:func:`harness.core.linalg.principal_angles`, the one definition)."""
     return principal_angles(a, b)[..., -1]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.store import atomic_savefig
+from harness.core.store import atomic_savefig
 
 
 def _pyplot():

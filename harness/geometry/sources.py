@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from harness.store import weights_hash
-from harness.weights import PROJECTIONS, analyzed_weights
+from harness.core.store import weights_hash
+from harness.core.weights import PROJECTIONS, analyzed_weights
 
 # Module types in the order tables list them: q_proj -> "q", ..., down_proj -> "down".
 MODULES = tuple(p.removesuffix("_proj") for p in PROJECTIONS)

@@ -1,7 +1,7 @@
-"""Decompositions for the analyzer: batched σ / top-k singular vectors (from :mod:`harness.linalg`), the
+"""Decompositions for the analyzer: batched σ / top-k singular vectors (from :mod:`harness.core.linalg`), the
 randomized top-k with its bound, and the on-disk base-spectrum cache.
 
-The Gram method (see :mod:`harness.linalg`): measured on 2 CPU cores, fp64 Gram + ``eigh`` (with vectors) of
+The Gram method (see :mod:`harness.core.linalg`): measured on 2 CPU cores, fp64 Gram + ``eigh`` (with vectors) of
 a batch of 576×1536 matrices takes 0.65× the time of fp32 ``torch.linalg.svdvals`` (values only); ``eigvalsh``
 alone 0.5×.
 
@@ -30,8 +30,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from harness.geometry.sources import Checkpoint
-from harness.linalg import (  # noqa: F401 (re-exported: the analyzer's decompositions)
+from harness.core.linalg import (  # noqa: F401 (re-exported: the analyzer's decompositions)
     Decomp,
     gram,
     gram_decomp,
@@ -39,7 +38,8 @@ from harness.linalg import (  # noqa: F401 (re-exported: the analyzer's decompos
     rank_k_scores,
     values_from_eigs,
 )
-from harness.store import atomic_path, atomic_write_json, cache_lock, cache_root
+from harness.core.store import atomic_path, atomic_write_json, cache_lock, cache_root
+from harness.geometry.sources import Checkpoint
 
 T = TypeVar("T")
 R = TypeVar("R")

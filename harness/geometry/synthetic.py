@@ -126,7 +126,7 @@ def write_model_pair(config: dict, out: Path, dtype: torch.dtype = torch.bfloat1
     and MLP projections carry a planted :func:`synthetic_delta` (rank 8 + 1 % sparse, each part
     ``scale``·‖W0‖_F, large enough to survive rounding to bf16); both stored in ``dtype`` and sharded.
     Returns (base dir, tuned dir)."""
-    from harness.weights import PROJECTIONS
+    from harness.core.weights import PROJECTIONS
 
     gen = torch.Generator().manual_seed(seed)
     shapes = model_tensor_shapes(config)
@@ -163,7 +163,7 @@ def designed_matrix(m: int, n: int, k: int, gen: torch.Generator, entry_sd: floa
 
 class Planted:
     """A stored W0 (float32, as a checkpoint holds it) with its full SVD and principal mask (the analyzer's
-    own :mod:`harness.linalg` definition at ``k`` and ``alpha``), to plant updates of known geometry:
+    own :mod:`harness.core.linalg` definition at ``k`` and ``alpha``), to plant updates of known geometry:
 
     - :meth:`off_principal`: ΔW = U_⊥ Z V_⊥ᵀ (no component in, or coupling to, W0's top-k singular
       subspaces: energy 0, no first-order rotation) that is also exactly 0 on the principal mask (no principal
@@ -173,7 +173,7 @@ class Planted:
     """
 
     def __init__(self, w0: torch.Tensor, k: int = 16, alpha: float = 0.2):
-        from harness.linalg import principal_mask, principal_scores
+        from harness.core.linalg import principal_mask, principal_scores
 
         self.w0 = w0.float()
         self.k = k

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.registry import Registry
-from harness.store import atomic_write_json, once_per_base
+from harness.core.registry import Registry
+from harness.core.store import atomic_write_json, once_per_base
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def run_measurements(cfg: Any, rec: Any, job_dir: Path, merged: Any, tok: Any, t
 def cached_on_base(kind: str, base: Path | str, key: Any, compute: Callable[[], Any],
                    save: Callable[[Any, Path], None] | None = None, load: Callable[[Path], Any] | None = None,
                    suffix: str = ".json") -> tuple[Any, float]:
-    """``compute()`` once per (base weights, ``key``) (:func:`harness.store.once_per_base`; JSON unless
+    """``compute()`` once per (base weights, ``key``) (:func:`harness.core.store.once_per_base`; JSON unless
     ``save``/``load`` say otherwise): (value, seconds spent computing it here, 0 when it came from the cache)."""
     spent = [0.0]
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from harness.linalg import principal_angles
+from harness.core.linalg import principal_angles
+from harness.core.weights import PROJECTIONS
 from harness.measure.base import cached_on_base, measurement, write_artifact
-from harness.weights import PROJECTIONS
 
 
 def _probe_batch(tok, examples, device):
@@ -146,7 +146,7 @@ def plain_copy(model):
 def base_gram(model_cfg: DictConfig, base: Path | str, examples: list, batch_size: int = 16,
               device: str = "cpu") -> torch.Tensor:
     """The eNTK Gram of the base on ``examples``, computed once per (base *weights*, probe set, dtype) through
-    :func:`harness.store.once_per_base`: a checkpoint retrained at the same path gets a new Gram."""
+    :func:`harness.core.store.once_per_base`: a checkpoint retrained at the same path gets a new Gram."""
     from harness.models import load_base
 
     def compute() -> torch.Tensor:

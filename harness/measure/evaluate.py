@@ -44,15 +44,16 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from harness import models, stats
-from harness.measure.base import cached_on_base, measurement, write_artifact
-from harness.store import (
+from harness import models
+from harness.core import stats
+from harness.core.store import (
     atomic_write_json,
     atomic_write_text,
     cache_lock,
     read_json,
     settings_hash,
 )
+from harness.measure.base import cached_on_base, measurement, write_artifact
 from harness.tasks import Example, build_task
 from harness.tasks.scoring import score, scorer_version
 

@@ -10,7 +10,7 @@ default ``base``; ``tuned`` samples from the run instead), ``kl.samples`` sample
 ``kl.n_prompts`` held-out prompts. Each per-token KL is exact over the whole vocabulary from the two models'
 logits (no Monte-Carlo estimate of the inner sum); batches of ``kl.batch_size`` sequences, and only the
 completion positions' logits are formed (``logits_to_keep``), so memory is batch × completion length × vocab.
-The base's samples are drawn once per base (:func:`harness.store.once_per_base`: weights hash + settings).
+The base's samples are drawn once per base (:func:`harness.core.store.once_per_base`: weights hash + settings).
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def base_samples(cfg, examples, base, loader) -> tuple[dict, float]:
     (cache entry, seconds spent here)."""
     from omegaconf import OmegaConf
 
-    from harness.store import base_key
+    from harness.core.store import base_key
 
     s = settings(cfg)
     key = {"task": OmegaConf.to_container(cfg.task, resolve=True), "prompts": [e.id for e in examples],

@@ -3,7 +3,7 @@
 *Does RL really incentivize reasoning beyond the base model?* (arXiv 2504.13837) claims RL raises pass@1 while
 the base matches or overtakes it at large k. Each run measures it on held-out prompts of its task:
 
-- n samples per prompt at temperature T from the base (once per base: :func:`harness.store.once_per_base`,
+- n samples per prompt at temperature T from the base (once per base: :func:`harness.core.store.once_per_base`,
   keyed by the hash of its weights and these settings) and from the run's merged model, c of them correct
   (the task's scorer, the one behind the RLVR reward);
 - pass@k by the unbiased estimator of Chen et al. (2021), 1 − C(n−c, k)/C(n, k), for k = 1..n, per prompt,
@@ -109,7 +109,7 @@ def base_counts(cfg, task, examples, base, device: str) -> tuple[dict, float]:
     (cache entry, seconds spent here; 0 when it came from the cache)."""
     from omegaconf import OmegaConf
 
-    from harness.store import base_key
+    from harness.core.store import base_key
     from harness.tasks.scoring import scorer_version
 
     s = settings(cfg)

@@ -2,7 +2,7 @@
 ``prompts.csv`` (DESIGN.md, "The run artifact contract").
 
 Start pass rates are measured at the base once per (base weights, task, sampling settings, sampling seed) with
-:func:`harness.store.once_per_base` (keyed by the hash of the base's weights, not its path, so a checkpoint
+:func:`harness.core.store.once_per_base` (keyed by the hash of the base's weights, not its path, so a checkpoint
 retrained at the same path is measured again); every run of a sweep with that key reuses them. With
 ``passrate.start_seeded=true`` the start (and end) samples are drawn with the run's seed, so each seed gets its
 own start and the every-seed rule averages the noisy hard/easy split at small K over seeds.
@@ -22,8 +22,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from harness.core.store import atomic_path
 from harness.measure.base import cached_on_base, measurement, write_artifact
-from harness.store import atomic_path
 from harness.unlearn.classify import classify
 from harness.unlearn.ledger import per_prompt, read_ledger
 
@@ -135,7 +135,7 @@ def _sample_entries(model, tok, task, examples, s: dict, desc: str) -> dict[str,
 def start_passrates(cfg: DictConfig, task, base, loader: _Base | None = None) -> tuple[dict, float]:
     """Start pass rates at the base, once per (base weights, settings): (cache entry, seconds spent here
     computing it; 0 when it came from the cache)."""
-    from harness.store import base_key
+    from harness.core.store import base_key
 
     settings = start_settings(cfg)
     key = base_key(base, settings)

@@ -19,16 +19,14 @@ slices in rank order (accelerate's batch sharding), so global row = (call × wor
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import copy
 import hashlib
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness import dist
+from harness.core import dist
+from harness.core.engine import current_engine, engine  # noqa: F401 (the engine context, re-exported)
 
 # objective.sampler: keyed (this module) | torch (the library's own multinomial sampling). Imports nothing
 # heavy at module level, so validation reads this tuple without loading torch.
@@ -122,22 +120,7 @@ def plain_generate(model: Any) -> Any:
 # loaded from a checkpoint, or a run's merged model after it was saved; anything else raises rather than sampling
 # some other weights. Not run here (vLLM needs a GPU): see docs/distributed.md.
 
-_ENGINE: contextvars.ContextVar[str] = contextvars.ContextVar("sampling_engine", default="hf")
 _ON_DISK: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-@contextlib.contextmanager
-def engine(name: str) -> Iterator[None]:
-    """Sample (and evaluate) through ``hf`` (in-process ``generate``) or ``vllm`` inside the block."""
-    token = _ENGINE.set(name)
-    try:
-        yield
-    finally:
-        _ENGINE.reset(token)
-
-
-def current_engine() -> str:
-    return _ENGINE.get()
 
 
 def remember(model: Any, checkpoint: str | Path | None) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from harness.registry import Registry
+from harness.core.registry import Registry
 
 OBJECTIVES: Registry[Callable[..., Any]] = Registry("objective", __name__, skip=("common",))
 register = OBJECTIVES.register

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
-from harness import dist
+from harness.core import dist
 
 # Callbacks the run adds to whatever trainer the objective builds (fault injection): set by :func:`run_callbacks`
 # around the objective's call, so the objective plug-in contract stays ``train(model, tokenizer, task, ...)``.

@@ -21,7 +21,7 @@ from pathlib import Path
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
-from harness import dist
+from harness.core import dist
 from harness.objectives import register
 from harness.objectives.common import callbacks, trainer_args
 

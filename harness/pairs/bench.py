@@ -79,8 +79,8 @@ def measure(label: str, cmd: list[str], env: dict[str, str] | None = None) -> Me
 
 def bench_pair(shape: str, layers: int | None, seed: int) -> tuple[Path, Path, dict]:
     """The cached bench pair of a shape (built once)."""
+    from harness.core.store import cache_lock, cache_root, settings_hash
     from harness.geometry.synthetic import MODEL_SHAPES, write_model_pair
-    from harness.store import cache_lock, cache_root, settings_hash
 
     if shape not in MODEL_SHAPES:
         raise SystemExit(f"error: unknown shape {shape!r}; valid: {', '.join(MODEL_SHAPES)}")

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import yaml
 
+from harness.core.store import atomic_write_json, atomic_write_text, read_json
 from harness.geometry import sources
 from harness.geometry.analyze_run import Analysis, OptionError, analyze_one, analyze_sweep, analyzed_names
 from harness.geometry.metrics import Settings
 from harness.geometry.sources import Checkpoint, PairDelta
 from harness.pairs import GROUP_KEY, PAIR_KEY
 from harness.pairs.spec import PairSpec, Study, load_study
-from harness.store import atomic_write_json, atomic_write_text, read_json
 from harness.sweep import RUN_JSON
 
 RESERVED = ("report", "plots")  # names of the study dir's own outputs

@@ -15,8 +15,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from harness.core.store import atomic_write_text
 from harness.report.base import Context, Section, ordered, per_run
-from harness.store import atomic_write_text
 from harness.sweep import load_sweep
 
 

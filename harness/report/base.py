@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.registry import Registry
-from harness.stats import seed_mean
+from harness.core.registry import Registry
+from harness.core.stats import seed_mean
 from harness.sweep import Sweep
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from harness.store import atomic_write_json
+from harness.core.store import atomic_write_json
 
 # Per-step metrics every run logs (harness.objectives.common.LogCallback prefixes TRL's keys with train/).
 LINE_PANELS = (("training loss", "train/loss"), ("RLVR reward", "train/reward"),

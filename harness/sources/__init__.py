@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from harness.registry import Registry
+from harness.core.registry import Registry
 
 
 class ModelSourceError(RuntimeError):
@@ -30,7 +30,7 @@ class Source:
 
     @classmethod
     def check(cls, cfg: DictConfig) -> None:
-        """Raise :class:`harness.registry.BadValue` for a bad setting; cheap, builds and downloads nothing."""
+        """Raise :class:`harness.core.registry.BadValue` for a bad setting; cheap, builds and downloads nothing."""
 
     @classmethod
     def architecture(cls, cfg: DictConfig) -> Any | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from harness.registry import BadValue
+from harness.core.registry import BadValue
 from harness.sources import Source, is_checkpoint, local_config, register
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # org/name, the form huggingface_hub accepts

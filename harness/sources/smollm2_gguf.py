@@ -41,7 +41,7 @@ class SmolLM2Gguf(Source):
 
     @classmethod
     def architecture(cls, cfg: DictConfig) -> Any | None:
-        from harness.store import cache_root
+        from harness.core.store import cache_root
 
         return local_config(cache_root() / "models" / CHECKPOINT)  # once converted (the first run does it)
 

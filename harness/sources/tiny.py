@@ -8,9 +8,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from harness.registry import BadValue
+from harness.core.registry import BadValue
+from harness.core.store import settings_hash
 from harness.sources import Source, register
-from harness.store import settings_hash
 
 TINY_CHARS = [chr(c) for c in range(32, 127)] + ["\n"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
-from harness.registry import Registry
+from harness.core.registry import Registry
 from harness.tasks.scoring import extract_answer, score
 
 __all__ = ["Example", "Task", "TaskKind", "KINDS", "register", "build_task", "prompt_id", "extract_answer",
@@ -61,7 +61,7 @@ class TaskKind:
 
     @classmethod
     def check(cls, cfg: DictConfig, key: str = "task") -> None:
-        """Raise :class:`harness.registry.BadValue` for a bad kind-specific setting (``key``: where ``cfg`` sits
+        """Raise :class:`harness.core.registry.BadValue` for a bad kind-specific setting (``key``: where ``cfg`` sits
         in the config, for the message); must be cheap (it runs before anything loads) and load no model."""
 
 

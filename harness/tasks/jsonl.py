@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.registry import BadValue
+from harness.core.registry import BadValue
 from harness.tasks import Example, TaskKind, prompt_id, register
 
 VALID = "a JSONL file, one object per line with prompt and answer"

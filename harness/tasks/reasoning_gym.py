@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.registry import BadValue
+from harness.core.registry import BadValue
 from harness.tasks import Example, TaskKind, prompt_id, register
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.store import atomic_savefig, atomic_write_text
+from harness.core.store import atomic_savefig, atomic_write_text
 from harness.unlearn.classify import (
     EASY,
     HARD_CLASSES,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.core.stats import ema
+from harness.core.store import atomic_savefig
 from harness.report.base import Context, section
-from harness.stats import ema
-from harness.store import atomic_savefig
 
 # Curves panels: (train_log column, title). GRPO's loss is ~0 by construction: RLVR shows its reward.
 PANELS = (("loss", "SFT loss", "sft"), ("reward", "RLVR mean reward", "rlvr"),

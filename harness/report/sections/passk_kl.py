@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.core.stats import seed_mean
 from harness.measure.passk import ALL, crossover_k
 from harness.report.base import Context, group_row, markdown, numeric, section, seed_cell
-from harness.stats import seed_mean
 
 PASSK_COLUMNS = ("pass1_base", "pass1_run", "passn_base", "passn_run", "crossover_k")
 KL_COLUMNS = ("kl_forward", "kl_reverse", "kl_forward_per_token", "kl_reverse_per_token", "kl_forward_se",
@@ -109,7 +109,7 @@ def plot_passk(drawn: list[tuple[str, dict]], out: Path) -> Path | None:
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    from harness.store import atomic_savefig
+    from harness.core.store import atomic_savefig
 
     groups = _ordered({g for _, curves in drawn for g in curves})
     if not groups:

@@ -9,14 +9,20 @@ did-you-mean; a name registered twice from two modules is refused.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from harness.cli import bad_choice
-
 T = TypeVar("T")
+
+
+def bad_choice(group: str, value: str, valid: list[str]) -> str:
+    """The one-line error for an unknown name: the value, the closest valid one, and all of them."""
+    hint = difflib.get_close_matches(value, valid, n=1)
+    near = f" (did you mean {hint[0]!r}?)" if hint else ""
+    return f"error: unknown {group} {value!r}{near}; valid: {', '.join(valid)}"
 
 
 class UnknownName(ValueError):

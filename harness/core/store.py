@@ -1,7 +1,7 @@
 """Files on disk, one definition each: atomic writes, the cache root and its locks, settings and weights
 hashes, and the once-per-base cache.
 
-A leaf module (at import: it reads the sampling engine lazily), so training, analysis and report code all share it.
+A core module (it reads only the sampling engine, :mod:`harness.core.engine`), so training, analysis and report code all share it.
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def once_per_base(kind: str, base: Path | str, settings: Any, compute: Callable[
     """``compute()`` once per (base weights, settings), stored under ``cache_root()/<kind>/``; later calls, in
     this process or another, ``load`` it. The key hashes the weights, not the path, and the sampling engine when
     it is not the default (vLLM samples other completions than HF ``generate`` for the same seed)."""
-    from harness.measure.sampling import current_engine  # lazily: this module stays importable alone
+    from harness.core.engine import current_engine
 
     if current_engine() != "hf":
         settings = {"settings": settings, "engine": current_engine()}

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from harness.overrides import LAUNCH_KEYS
-from harness.store import atomic_write_json, read_json, settings_hash
+from harness.core.overrides import LAUNCH_KEYS
+from harness.core.store import atomic_write_json, read_json, settings_hash
 
 PACKAGES = ("torch", "transformers", "peft", "trl", "lm_eval", "hydra-core", "wandb", "reasoning_gym")
 
