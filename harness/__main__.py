@@ -4,7 +4,7 @@
     harness analyze <run|sweep dir> | base=<ckpt> tuned=<ckpt> | pairs=<file> [key=value ...]
     harness report  <sweep dir>            # report.md, CSVs, PNGs, W&B
     harness claims  <sweep dir>            # the claims' verdicts
-    harness bench   <name> [--option ...]  # speed, as ratios against a baseline in the same run
+    harness bench   <name> [key=value ...] # speed, as ratios against a baseline in the same run
 
 ``python -m harness.<module>`` keeps working, and ``python -m harness key=value ...`` (no command) still trains.
 """
