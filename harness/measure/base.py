@@ -27,16 +27,16 @@ class Measurement:
     name: str  # the config block (``<name>.enabled``) and the run stage
     artifact: str  # the file it writes in the job dir
     order: int  # measurements run in this order (eval first: it is what most runs keep)
-    run: Callable[..., dict]  # (cfg, job_dir, merged, tok, task, base) -> the artifact's content
+    run: Callable[..., Any]  # (cfg, job_dir, merged, tok, task, base) -> what it wrote (unused by the loop)
 
 
 REGISTRY: Registry[Measurement] = Registry("measurement", "harness.measure", skip=("base", "sampling"))
 
 
-def measurement(name: str, artifact: str, order: int) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
+def measurement(name: str, artifact: str, order: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a post-training measurement: ``@measurement("passk", "passk.json", 40)``."""
 
-    def deco(fn: Callable[..., dict]) -> Callable[..., dict]:
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         REGISTRY.register(name)(Measurement(name, artifact, order, fn))
         return fn
 
