@@ -15,9 +15,9 @@ import importlib
 import sys
 
 #: command -> (module, function): the stage's own entry point, which reads ``sys.argv[1:]``.
-COMMANDS = {"train": ("harness.run", "cli"), "analyze": ("harness.analyze", "main"),
+COMMANDS = {"train": ("harness.launch.run", "cli"), "analyze": ("harness.launch.analyze", "main"),
             "report": ("harness.report", "main"), "claims": ("harness.claims.__main__", "main"),
-            "bench": ("harness.bench", "main")}
+            "bench": ("harness.launch.bench", "main")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,8 +33,8 @@ import torch
 from safetensors.torch import load_file
 from hydra import compose, initialize_config_dir
 from harness import CONF_DIR
-from harness.adapters import build_adapter
-from harness.models import load_base
+from harness.train.adapters import build_adapter
+from harness.data.models import load_base
 out = Path(sys.argv[1]); report = {"runs": {}}
 for rj in sorted((out / "runs" / "bf16").glob("*/run.json")):
     rec = json.loads(rj.read_text()); key = f"{rec['adapter']}/{rec['objective']}"

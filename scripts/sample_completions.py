@@ -36,9 +36,9 @@ def main() -> None:
     import torch
     from hydra import compose, initialize_config_dir
 
+    from harness.data.models import load_base
+    from harness.data.tasks import build_task
     from harness.measure.passrate import sample_completions
-    from harness.models import load_base
-    from harness.tasks import build_task
 
     torch.set_num_threads(1)
     rows = []

@@ -1,5 +1,5 @@
 """The scorer on real completions: which final-answer rule decides each, what another last rule would change,
-and every score that differs from an older scorer's (a git ref's ``harness/tasks/scoring.py``).
+and every score that differs from an older scorer's (a git ref's ``harness/data/tasks/scoring.py``).
 
     python scripts/scorer_compare.py tests/data/smollm2_rollouts.jsonl outputs/demo [--old-ref 8a01f30]
 
@@ -20,11 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def old_scorer(ref: str) -> types.ModuleType:
-    """``harness/tasks/scoring.py`` as it was at ``ref`` (it imports nothing from the harness)."""
-    src = subprocess.run(["git", "show", f"{ref}:harness/tasks/scoring.py"], cwd=ROOT, check=True,
+    """``harness/data/tasks/scoring.py`` as it was at ``ref`` (it imports nothing from the harness)."""
+    src = subprocess.run(["git", "show", f"{ref}:harness/data/tasks/scoring.py"], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
     mod = types.ModuleType(f"scoring_at_{ref}")
-    exec(compile(src, f"{ref}:harness/tasks/scoring.py", "exec"), mod.__dict__)  # noqa: S102
+    exec(compile(src, f"{ref}:harness/data/tasks/scoring.py", "exec"), mod.__dict__)  # noqa: S102
     return mod
 
 
@@ -32,7 +32,7 @@ def sources(paths: list[Path]) -> list[tuple[str, object, object]]:
     """(source, completion, gold) of every input."""
     import json
 
-    from harness.sweep import run_dirs
+    from harness.analysis.sweep import run_dirs
 
     out = []
     for path in paths:
@@ -54,7 +54,7 @@ def sources(paths: list[Path]) -> list[tuple[str, object, object]]:
 
 def last_number_line(text: str) -> str:
     """The spec's alternative last rule: the last line holding a number."""
-    from harness.tasks.scoring import numbers_in
+    from harness.data.tasks.scoring import numbers_in
 
     for line in reversed(text.splitlines()):
         if numbers_in(line, standalone=False):
@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=4)
     args = ap.parse_args()
 
-    from harness.tasks.scoring import answer_number, extract, read_number, score
+    from harness.data.tasks.scoring import answer_number, extract, read_number, score
 
     old = old_scorer(args.old_ref)
     rows = sources(args.paths)

@@ -4,7 +4,7 @@ and difficulties the base partly solves (mean pass@1 between ~0.15 and ~0.85), s
     OMP_NUM_THREADS=1 python scripts/task_passrates.py screen          # candidate components, 40 prompts each
     OMP_NUM_THREADS=1 python scripts/task_passrates.py tasks chain_sum gcd lcm leg_counting   # the task YAMLs
 
-pass@1 of a prompt = mean exact-match score (``harness.tasks.score``, the RLVR reward) of K = 8 samples at
+pass@1 of a prompt = mean exact-match score (``harness.data.tasks.score``, the RLVR reward) of K = 8 samples at
 T = 0.7, 16 new tokens (``passrate``'s defaults), drawn with ``harness.measure.passrate.sample_completions``.
 A ``tasks`` run measures each YAML's training split per ``group`` and appends a table to ``--out``.
 """
@@ -53,7 +53,7 @@ def load_base():
     import torch
     from hydra import compose, initialize_config_dir
 
-    from harness.models import load_base as load
+    from harness.data.models import load_base as load
 
     torch.set_num_threads(1)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -65,8 +65,8 @@ def load_base():
 
 def passrates(model, tok, examples, k: int, temperature: float, max_new_tokens: int, seed: int) -> dict[str, float]:
     """pass@1 per example id, and a check that the scorer accepts each gold answer and rejects a wrong one."""
+    from harness.data.tasks import score
     from harness.measure.passrate import sample_completions
-    from harness.tasks import score
 
     for e in examples:
         assert score(e.answer, e.answer) == 1, (e.prompt, e.answer)
@@ -86,7 +86,7 @@ HEADER = ("| task | group | settings | prompts | mean pass@1 | share ≤ 0.1 | s
 
 
 def screen(model, tok, args) -> list[str]:
-    from harness.tasks.reasoning_gym import ReasoningGym
+    from harness.data.tasks.reasoning_gym import ReasoningGym
 
     lines = []
     for dataset, group, settings in SCREEN:
@@ -107,7 +107,7 @@ def screen(model, tok, args) -> list[str]:
 def tasks(model, tok, names: list[str], args) -> list[str]:
     from hydra import compose, initialize_config_dir
 
-    from harness.tasks import build_task
+    from harness.data.tasks import build_task
 
     lines = []
     for name in names:

@@ -59,7 +59,7 @@ def warm_digits(n: int, path: str | Path = "digits.jsonl") -> list[str]:
 def run_cli(*args: str, out: Path, timeout: int = 600, **env) -> subprocess.CompletedProcess:
     """`python -m harness.run ARGS` in a subprocess with outputs under ``out``."""
     e = {**os.environ, "HARNESS_OUT": str(out), **env}
-    return subprocess.run([sys.executable, "-m", "harness.run", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "harness.launch.run", *args], capture_output=True, text=True,
                           timeout=timeout, env=e, cwd=ROOT)
 
 
@@ -78,6 +78,6 @@ def one_thread():
 @pytest.fixture(scope="session")
 def tiny_base(harness_cache):
     """Path of the tiny model's checkpoint."""
-    from harness.models import source_dir
+    from harness.data.models import source_dir
 
     return source_dir(compose("model=tiny").model)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.adapters import analyzed_weights, available, build_adapter, merged_delta
-from harness.adapters.base import clone_state
-from harness.adapters.milora import milora_init
-from harness.adapters.sparse import build_mask, principal_scores
-from harness.models import load_model
+from harness.data.models import load_model
+from harness.train.adapters import analyzed_weights, available, build_adapter, merged_delta
+from harness.train.adapters.base import clone_state
+from harness.train.adapters.milora import milora_init
+from harness.train.adapters.sparse import build_mask, principal_scores
 from tests.conftest import ROOT, compose, run_cli
 
 # Every file in conf/adapter/ is tested; `peft` (config given by the user) gets a LoHa config here.
@@ -57,7 +57,7 @@ def test_identity_at_init(name, tiny_base):
 @pytest.mark.parametrize("name", ADAPTERS)
 def test_trains_two_steps(name, objective, tmp_path):
     from harness.core.record import RunRecord, read_run
-    from harness.run import train_run
+    from harness.launch.run import train_run
 
     cfg = compose("model=tiny", f"adapter={name}", *EXTRA.get(name, []), f"objective={objective}",
                   "objective.steps=2", "logger=none",
@@ -125,14 +125,14 @@ def test_sparse_mask_density_and_criterion(criterion):
 def test_sparse_update_stays_on_mask(tmp_path, tiny_base):
     cfg = compose("model=tiny", "adapter=sparse", "adapter.density=0.1", "objective=sft", "objective.steps=2",
                   "logger=none", "objective.lr=0.01")
-    from harness.objectives import train
+    from harness.train.objectives import train
 
     model, tok = load_model(tiny_base)
     names = analyzed_weights(model.state_dict())
     original = clone_state(model, names)
     adapter = build_adapter(cfg.adapter, seed=0)
     prepared = adapter.prepare(model)
-    from harness.tasks import build_task
+    from harness.data.tasks import build_task
 
     train("sft", model=prepared, tokenizer=tok, task=build_task(cfg.task), cfg=cfg.objective, lr=0.01, seed=0,
           out_dir=tmp_path)

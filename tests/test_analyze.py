@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import torch
 
-from harness import analyze
-from harness.geometry.analyze_run import analyze_sweep, settings_tag
-from harness.geometry.metrics import Settings
-from harness.geometry.synthetic import synthetic_delta, write_checkpoint, write_run
+from harness.analysis.geometry.analyze_run import analyze_sweep, settings_tag
+from harness.analysis.geometry.metrics import Settings
+from harness.analysis.geometry.synthetic import synthetic_delta, write_checkpoint, write_run
+from harness.launch import analyze
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = {"q": (32, 32), "k": (16, 32), "v": (16, 32), "o": (32, 32), "gate": (48, 32), "up": (48, 32),
@@ -54,7 +54,7 @@ def sweep(tmp_path, monkeypatch) -> Path:
 @pytest.mark.integration
 def test_analyze_sweep_cli(sweep: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # HARNESS_CACHE: the fixture's tmp dir
-    res = subprocess.run([sys.executable, "-m", "harness.analyze", str(sweep)], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-m", "harness.launch.analyze", str(sweep)], capture_output=True, text=True,
                          cwd=ROOT, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "full/sft/s0" in res.stdout and "lora/sft/s0" in res.stdout and "drift" in res.stdout

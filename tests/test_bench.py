@@ -7,8 +7,8 @@ import re
 import pytest
 import torch
 
-from harness import bench
-from harness.geometry.synthetic import write_checkpoint
+from harness.analysis.geometry.synthetic import write_checkpoint
+from harness.launch import bench
 
 
 def test_bench_analyzer_prints_timings_and_agreement(tmp_path, monkeypatch, capsys) -> None:

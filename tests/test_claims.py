@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.analysis.sweep import load_sweep
 from harness.claims import CLAIMS, CONTRADICTED, INCONCLUSIVE, SUPPORTED, judge_all, ordered
 from harness.claims.base import Part, judge
 from harness.core.overrides import job_dir_name
-from harness.sweep import load_sweep
 from tests.conftest import ROOT, compose
 
 LR = {"full": {"sft": 2e-5, "rlvr": 1e-5}, "lora": {"sft": 2e-4, "rlvr": 1e-4}}
@@ -23,7 +23,7 @@ LR = {"full": {"sft": 2e-5, "rlvr": 1e-5}, "lora": {"sft": 2e-4, "rlvr": 1e-4}}
 def make_run(sweep: Path, adapter: str, objective: str, seed: int, extra: tuple[str, ...] = (), r: int = 8,
              geo: dict | None = None, acc: float | None = None, ood: float | None = None, files: dict | None = None,
              task: str | None = None):
-    """A done run dir as harness.run writes it: .hydra/{overrides,config,hydra}.yaml, run.json, and the given
+    """A done run dir as harness.launch.run writes it: .hydra/{overrides,config,hydra}.yaml, run.json, and the given
     artifacts (geometry_summary.json whole_model, eval.json id/ood tasks, any other file by name)."""
     overrides = [f"adapter={adapter}", f"objective={objective}", f"seed={seed}", *extra]
     job = sweep / job_dir_name(overrides)
@@ -287,7 +287,8 @@ def test_cli_writes_table_and_plot_and_refuses_a_bad_dir(tmp_path):
 
 
 def test_report_section_after_table5(tmp_path):
-    from harness.report.base import Context, per_run
+    from harness.analysis.sweep import per_run
+    from harness.report.base import Context
     from harness.report.base import ordered as sections
     from harness.report.sections.claims import render
 

@@ -57,7 +57,7 @@ def launch(work: Path, *args: str, nproc: int = 1, cache: Path | None = None, ti
     e = {**os.environ, "HARNESS_OUT": str(work / "out"), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env}
     if cache is not None:
         e["HARNESS_CACHE"] = str(cache)
-    head = [*ACCELERATE, "-m", "harness.run"] if nproc > 1 else [sys.executable, "-m", "harness.run"]
+    head = [*ACCELERATE, "-m", "harness.launch.run"] if nproc > 1 else [sys.executable, "-m", "harness.launch.run"]
     return subprocess.run([*head, *args], capture_output=True, text=True, timeout=timeout, env=e, cwd=work)
 
 
@@ -161,8 +161,9 @@ def test_two_processes_write_once(ddp, work):
 def _sparse_masks(seed: int = 0) -> dict[str, torch.Tensor]:
     """The masks a sparse run of ``COMMON`` builds (the same adapter code, on the same warmed base, which the
     ``single`` sweep has cached)."""
-    from harness.adapters import build_adapter
-    from harness.models import load_model, resolve_base
+    from harness.data.models import load_model
+    from harness.train.adapters import build_adapter
+    from harness.train.warmup import resolve_base
     from tests.conftest import compose
 
     cfg = compose("adapter=sparse", *(o for o in COMMON if o.startswith(("model", "+model", "~model"))))
@@ -245,7 +246,7 @@ def runs_single(root: Path) -> list[tuple[Path, dict]]:
 def test_ledgers_of_two_ranks_merge_into_the_single_process_ledger(monkeypatch):
     """Rank 0 scored the first half of each step's batch, rank 1 the second: merged, the counts add up and the
     kept correct rollouts are the first ``keep`` of each prompt in the order one process scored them."""
-    from harness.objectives.rlvr import Ledger
+    from harness.train.objectives.rlvr import Ledger
 
     batch = [(0, "a", True, [1]), (0, "a", True, [2]), (0, "b", False, [3]), (0, "b", True, [4]),
              (1, "a", True, [5]), (1, "b", True, [6]), (1, "a", True, [7]), (1, "b", True, [8])]

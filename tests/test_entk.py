@@ -6,10 +6,10 @@ import math
 
 import torch
 
-from harness.adapters.base import PROJECTIONS
+from harness.data.models import load_model
+from harness.data.tasks import Example
 from harness.measure.entk import answer_logprob, compare_grams, entk_gram
-from harness.models import load_model
-from harness.tasks import Example
+from harness.train.adapters.base import PROJECTIONS
 
 
 def explicit_gram(model, tok, examples):

@@ -15,10 +15,10 @@ import torch
 import yaml
 from lm_eval.api.model import LM
 
-from harness import models
 from harness.core import stats
+from harness.data import models
+from harness.data.tasks import build_task, extract_answer, score
 from harness.measure import evaluate as ev
-from harness.tasks import build_task, extract_answer, score
 from tests.conftest import ROOT, compose
 
 

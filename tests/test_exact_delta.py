@@ -10,8 +10,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.adapters import analyzed_weights, build_adapter, merged_delta
-from harness.adapters.base import (
+from harness.analysis.geometry.metrics import rank_metrics
+from harness.analysis.geometry.spectra import gram_decomp
+from harness.data.models import load_model
+from harness.train.adapters import analyzed_weights, build_adapter, merged_delta
+from harness.train.adapters.base import (
     LORA,
     MERGED,
     PEFT_DELTA,
@@ -20,9 +23,6 @@ from harness.adapters.base import (
     delta_weight64,
     exact_layers,
 )
-from harness.geometry.metrics import rank_metrics
-from harness.geometry.spectra import gram_decomp
-from harness.models import load_model
 from tests.conftest import compose
 
 U32 = 2.0**-24  # unit roundoff of float32

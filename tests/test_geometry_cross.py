@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from harness.geometry.cross import cross_run
-from harness.geometry.sources import Checkpoint
-from harness.geometry.synthetic import MemoryDelta, write_checkpoint
+from harness.analysis.geometry.cross import cross_run
+from harness.analysis.geometry.sources import Checkpoint
+from harness.analysis.geometry.synthetic import MemoryDelta, write_checkpoint
 
 NAMES = ["model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.up_proj.weight"]
 
@@ -53,7 +53,7 @@ def test_identical_updates_give_cosine_and_jaccard_one(base) -> None:
 
 def test_reference_cosine_is_the_cosine_to_the_other_groups_mean_update(base) -> None:
     """Hand-checked against the explicit mean of the flattened updates of the other group."""
-    from harness.geometry.cross import reference_cosines
+    from harness.analysis.geometry.cross import reference_cosines
 
     ds = [delta(s) for s in range(4)]
     df = cross_run(["a", "b", "c", "d"], [MemoryDelta(d) for d in ds], base, NAMES)

@@ -9,9 +9,15 @@ import pytest
 import scipy.linalg
 import torch
 
+from harness.analysis.geometry.metrics import (
+    Settings,
+    batch_metrics,
+    largest_angle_deg,
+    rank_metrics,
+    spectral_drift,
+)
+from harness.analysis.geometry.spectra import gram_decomp
 from harness.core.linalg import principal_mask, rank_k_scores
-from harness.geometry.metrics import Settings, batch_metrics, largest_angle_deg, rank_metrics, spectral_drift
-from harness.geometry.spectra import gram_decomp
 
 
 def orthonormal(n: int, k: int, seed: int) -> torch.Tensor:

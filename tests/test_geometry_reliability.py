@@ -12,10 +12,10 @@ import pytest
 import scipy.linalg
 import torch
 
+from harness.analysis.geometry.aggregate import aggregate_rows
+from harness.analysis.geometry.metrics import Settings, batch_metrics, columns, gap_k
+from harness.analysis.geometry.spectra import gram_decomp
 from harness.core.linalg import principal_angles
-from harness.geometry.aggregate import aggregate_rows
-from harness.geometry.metrics import Settings, batch_metrics, columns, gap_k
-from harness.geometry.spectra import gram_decomp
 
 M, N = 60, 40
 
@@ -191,7 +191,7 @@ def test_aggregate_leaves_out_vacuous_angles() -> None:
 
 
 def test_per_layer_plot_leaves_out_vacuous(tmp_path) -> None:
-    from harness.geometry.plots import per_layer, plot_layers
+    from harness.analysis.geometry.plots import per_layer, plot_layers
 
     g = torch.Generator().manual_seed(8)
     d = torch.randn(3, M, N, generator=g) * torch.tensor([1e-3, 1e-3, 1e-7])[:, None, None]

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from harness.geometry.metrics import Settings, batch_metrics, largest_angle_deg
-from harness.geometry.sources import Checkpoint
-from harness.geometry.spectra import SpectraCache, gram_decomp, randomized_topk
-from harness.geometry.synthetic import write_checkpoint
+from harness.analysis.geometry.metrics import Settings, batch_metrics, largest_angle_deg
+from harness.analysis.geometry.sources import Checkpoint
+from harness.analysis.geometry.spectra import SpectraCache, gram_decomp, randomized_topk
+from harness.analysis.geometry.synthetic import write_checkpoint
 
 
 def matrices(b: int, m: int, n: int, decay: float, seed: int) -> torch.Tensor:

@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
-from harness.models import load_model
-from harness.objectives.common import HeldoutCallback, callbacks
-from harness.tasks import Example, Task, extract_answer
+from harness.data.models import load_model
+from harness.data.tasks import Example, Task, extract_answer
+from harness.train.objectives.common import HeldoutCallback, callbacks
 from tests.conftest import compose
 
 

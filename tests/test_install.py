@@ -32,7 +32,7 @@ def test_wheel_install_runs_from_another_directory(tmp_path, harness_cache):
     where = subprocess.run([sys.executable, "-c", "import harness; print(harness.__file__)"], cwd=elsewhere,
                            env=env, capture_output=True, text=True)
     assert Path(where.stdout.strip()).is_relative_to(site)  # the installed copy, not the checkout
-    r = subprocess.run([sys.executable, "-m", "harness.run", "model=tiny", "logger=none", "objective.steps=1",
+    r = subprocess.run([sys.executable, "-m", "harness.launch.run", "model=tiny", "logger=none", "objective.steps=1",
                         "eval.enabled=false", "entk.enabled=false", "task.n_train=4", "task.n_test=4"],
                        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from harness.data.models import load_model
 from harness.measure.kl import sequence_kls, token_kl
-from harness.models import load_model
 
 
 def test_token_kl_closed_form_two_tokens():
@@ -86,7 +86,7 @@ def test_batched_sums_equal_unpadded_forward(tiny):
     ("passk.n_prompts=-3", "bad passk.n_prompts -3"),
 ])
 def test_bad_settings_refused_before_launch(override, needle):
-    from harness.validate import check_launch
+    from harness.launch.validate import check_launch
     from tests.conftest import CONF
 
     errors = check_launch(["model=tiny", "logger=none", override], False, CONF)

@@ -50,7 +50,7 @@ def test_a_measurement_from_outside_the_package_runs_in_a_real_run(tmp_path, tin
     """One function and its config block: registered here, it runs after training in its own stage and writes
     its artifact (the number of parameters of the merged model, which must be the base's)."""
     from harness.core.record import RunRecord, read_run
-    from harness.run import train_run
+    from harness.launch.run import train_run
 
     @measurement("param_count", "param_count.json", order=60)
     def param_count(cfg, job_dir, merged, tok, task, base):
@@ -65,7 +65,7 @@ def test_a_measurement_from_outside_the_package_runs_in_a_real_run(tmp_path, tin
         rec.finish("done")
     finally:
         REGISTRY.entries.pop("param_count")
-    from harness.models import load_model
+    from harness.data.models import load_model
 
     base, _ = load_model(tiny_base)
     # the merged model has the base's parameters (the LoRA factors are merged away)

@@ -1,8 +1,8 @@
-"""Pair studies on checkpoint pairs built here with a planted geometry (tiny Llama shapes, `harness/sources/tiny.py`).
+"""Pair studies on checkpoint pairs built here with a planted geometry (tiny Llama shapes, `harness/data/sources/tiny.py`).
 
 The base's attention/MLP projections are replaced by matrices with a clear spectral gap after k = 16
-(:func:`harness.geometry.synthetic.designed_matrix`); the tuned checkpoints carry updates whose place relative
-to W0's principal structure is known by construction (:class:`harness.geometry.synthetic.Planted`):
+(:func:`harness.analysis.geometry.synthetic.designed_matrix`); the tuned checkpoints carry updates whose place relative
+to W0's principal structure is known by construction (:class:`harness.analysis.geometry.synthetic.Planted`):
 
 - "RLVR" pairs: ΔW = U_⊥ Z V_⊥ᵀ off W0's top-16 singular subspaces *and* off its principal entries, small
   (‖ΔW‖/‖W0‖ = 1e-3: most changes below bf16's resolution, above 1e-5), the three sharing half their direction;
@@ -25,8 +25,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from harness.analysis.geometry.synthetic import Planted, designed_matrix, write_checkpoint
 from harness.claims import CONTRADICTED, INCONCLUSIVE, SUPPORTED
-from harness.geometry.synthetic import Planted, designed_matrix, write_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 K = 16
@@ -90,7 +90,7 @@ def test_readme_command_writes_claims_that_follow_the_planted_truth(study: Path,
     """Acceptance: `python -m harness.analyze pairs=<file>` over 3 RLVR + 3 SFT pairs of one base."""
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, "-m", "harness.analyze", f"pairs={study / 'study.yaml'}", f"out={out}"],
+    res = subprocess.run([sys.executable, "-m", "harness.launch.analyze", f"pairs={study / 'study.yaml'}", f"out={out}"],
                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     report = (out / "report.md").read_text()
@@ -121,8 +121,8 @@ def test_readme_command_writes_claims_that_follow_the_planted_truth(study: Path,
 
 def metrics_of(w0: torch.Tensor, w1: torch.Tensor) -> dict[str, float]:
     """The analyzer's per-matrix metrics of one stored pair of matrices (W1 − W0 in fp32, as from checkpoints)."""
+    from harness.analysis.geometry.metrics import Settings, batch_metrics
     from harness.core.linalg import gram_decomp
-    from harness.geometry.metrics import Settings, batch_metrics
 
     w0, w1 = w0.float(), w1.float()
     out = batch_metrics(w0[None], (w1 - w0)[None], gram_decomp(w0.double()[None], K), None, Settings())
@@ -191,7 +191,7 @@ def test_sparsity_three_criteria_on_bf16_and_fp32_storage() -> None:
 
 
 def run_study(study_file: Path, out: Path, *extra: str) -> int:
-    from harness import analyze
+    from harness.launch import analyze
 
     with pytest.raises(SystemExit) as exc:
         analyze.main([f"pairs={study_file}", f"out={out}", *extra])
@@ -288,8 +288,8 @@ def test_offline_hub_pairs_are_refused_with_what_to_set(tmp_path, capsys, monkey
 
 
 def test_catalog_lists_public_pairs_marked_unverified() -> None:
-    from harness.pairs import OBJECTIVES
-    from harness.pairs.spec import load_study
+    from harness.analysis.pairs import OBJECTIVES
+    from harness.analysis.pairs.spec import load_study
 
     study = load_study("catalog")
     assert len(study.pairs) >= 6 and {p.objective for p in study.pairs} <= set(OBJECTIVES)
@@ -304,7 +304,7 @@ def test_bench_pairs_times_the_harness_against_modeldelta(tmp_path, monkeypatch,
     pytest.importorskip("modeldelta")
     import re
 
-    from harness import bench
+    from harness.launch import bench
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
@@ -323,10 +323,10 @@ def test_bench_pairs_times_the_harness_against_modeldelta(tmp_path, monkeypatch,
 
 def test_concurrent_batches_give_the_same_table(tmp_path, monkeypatch) -> None:
     """workers=2 runs two batches at once on split threads; the numbers are those of one batch at a time."""
-    from harness.geometry.analyze_run import analyze_delta
-    from harness.geometry.metrics import Settings
-    from harness.geometry.sources import Checkpoint, PairDelta
-    from harness.geometry.spectra import SpectraCache
+    from harness.analysis.geometry.analyze_run import analyze_delta
+    from harness.analysis.geometry.metrics import Settings
+    from harness.analysis.geometry.sources import Checkpoint, PairDelta
+    from harness.analysis.geometry.spectra import SpectraCache
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     g = torch.Generator().manual_seed(8)
@@ -347,8 +347,8 @@ def test_concurrent_batches_give_the_same_table(tmp_path, monkeypatch) -> None:
 def test_block_by_block_passes_give_the_whole_matrix_numbers() -> None:
     """The passes over entries and the float64 Grams run block by block (memory flat in the matrix size);
     with blocks of a few rows they give the numbers of one pass over the whole batch, mask counts exactly."""
+    from harness.analysis.geometry.metrics import Settings, update_metrics
     from harness.core.linalg import gram_decomp
-    from harness.geometry.metrics import Settings, update_metrics
 
     g = torch.Generator().manual_seed(9)
     w0 = torch.randn(3, 70, 50, generator=g)

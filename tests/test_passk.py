@@ -94,7 +94,7 @@ def sweep(tmp_path_factory, harness_cache):
     work = tmp_path_factory.mktemp("passk_run")
     write_digits(work / "digits.jsonl", 8)
     env = {**os.environ, "HARNESS_OUT": str(work / "out"), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "harness.run", "-m", "model=tiny", "logger=none", "eval.enabled=false",
+    r = subprocess.run([sys.executable, "-m", "harness.launch.run", "-m", "model=tiny", "logger=none", "eval.enabled=false",
                         "entk.enabled=false", "report.on_sweep_end=false", "task=jsonl", "task.path=digits.jsonl",
                         "task.n_train=4", "task.n_test=4", *warm_digits(8), "objective=sft", "objective.steps=1", "seed=0,1",
                         "++objective.lr=0.05", "passk.enabled=true", f"passk.n={N}", f"passk.n_prompts={PROMPTS}",
@@ -146,9 +146,9 @@ def test_run_writes_kl_json(sweep, harness_cache):
 
 @pytest.mark.integration
 def test_report_sections(sweep):
-    from harness.report.base import Context, per_run
+    from harness.analysis.sweep import load_sweep, per_run
+    from harness.report.base import Context
     from harness.report.sections.passk_kl import render_kl, render_passk
-    from harness.sweep import load_sweep
 
     path, _ = sweep
     sw = load_sweep(path)
@@ -183,9 +183,9 @@ def _write_passk(job, counts: list[tuple[str, int, int]], n: int = 4) -> None:
 def test_report_pools_seeds_per_group_by_hand(tmp_path):
     """Two conditions x two seeds, two difficulty groups, n = 4. RLVR: d1 run 4/4 in both seeds (base 1/4:
     crossover at k = n = 4 where both reach 1), d2 run 1/4 and 3/4 (base 2/4). SFT: the run equals the base."""
-    from harness.report.base import Context, per_run
+    from harness.analysis.sweep import load_sweep, per_run
+    from harness.report.base import Context
     from harness.report.sections.passk_kl import render_kl, render_passk
-    from harness.sweep import load_sweep
     from tests.test_sweep import make_run
 
     sweep = tmp_path / "s"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.registry import Registry, UnknownName
-from harness.validate import check
+from harness.launch.validate import check
 from tests.conftest import CONF, compose
 
 QUIET = ["logger=none", "eval.enabled=false", "entk.enabled=false"]
@@ -21,9 +21,9 @@ def yamls(group: str) -> list[str]:
 
 
 def one_step(cfg, job_dir: Path) -> dict:
-    """``harness.run.train_run`` on ``cfg`` (the body of a job, in-process); returns run.json."""
+    """``harness.launch.run.train_run`` on ``cfg`` (the body of a job, in-process); returns run.json."""
     from harness.core.record import RunRecord, read_run
-    from harness.run import train_run
+    from harness.launch.run import train_run
 
     rec = RunRecord(job_dir)
     rec.start(cfg)
@@ -54,7 +54,7 @@ def test_every_objective_trains_one_step(name, tmp_path):
 
 @pytest.mark.parametrize("name", yamls("task"))
 def test_every_task_builds_and_trains_one_step(name, tmp_path, prompts_file):
-    from harness.tasks import build_task
+    from harness.data.tasks import build_task
 
     extra = [f"task.path={prompts_file}", "task.n_train=8", "task.n_test=4"] if name == "jsonl" else []
     cfg = compose("model=tiny", f"task={name}", *extra, "objective.steps=1", *QUIET)
@@ -66,7 +66,7 @@ def test_every_task_builds_and_trains_one_step(name, tmp_path, prompts_file):
 
 
 def test_jsonl_task_reads_the_file(prompts_file):
-    from harness.tasks import build_task
+    from harness.data.tasks import build_task
 
     task = build_task(compose("task=jsonl", f"task.path={prompts_file}", "task.n_train=8", "task.n_test=4").task)
     ex = next(e for e in task.train + task.test if e.prompt.startswith("3+2="))
@@ -75,8 +75,9 @@ def test_jsonl_task_reads_the_file(prompts_file):
 
 @pytest.mark.parametrize("name", yamls("model"))
 def test_every_model_source(name, tmp_path, tiny_base):
-    from harness.models import resolve_base, source_dir
-    from harness.sources import SOURCES
+    from harness.data.models import source_dir
+    from harness.data.sources import SOURCES
+    from harness.train.warmup import resolve_base
 
     extra = {"hf": [f"model.name_or_path={tiny_base}", "model.dtype=float32", "model.device=cpu"]}.get(name, [])
     cfg = compose(f"model={name}", *extra, "objective.steps=1", *QUIET)
@@ -84,7 +85,7 @@ def test_every_model_source(name, tmp_path, tiny_base):
     assert cfg.model.source in SOURCES.names()
     if name == "smollm2-135m":
         # resolving converts the 135M GGUF (~20 s, 540 MB): check the packaged file the source converts
-        from harness.sources.smollm2_gguf import smollm2_gguf_path
+        from harness.data.sources.smollm2_gguf import smollm2_gguf_path
 
         assert smollm2_gguf_path().stat().st_size > 50e6
         return
@@ -98,9 +99,9 @@ def test_every_logger_validates(name):
 
 
 @pytest.mark.parametrize("registry,near,expect", [
-    ("harness.objectives.OBJECTIVES", "sfft", "did you mean 'sft'"),
-    ("harness.tasks.KINDS", "json", "did you mean 'jsonl'"),
-    ("harness.sources.SOURCES", "tinyy", "did you mean 'tiny'"),
+    ("harness.train.objectives.OBJECTIVES", "sfft", "did you mean 'sft'"),
+    ("harness.data.tasks.KINDS", "json", "did you mean 'jsonl'"),
+    ("harness.data.sources.SOURCES", "tinyy", "did you mean 'tiny'"),
 ])
 def test_unknown_name_is_one_line_with_did_you_mean(registry, near, expect):
     import importlib
@@ -116,7 +117,7 @@ def test_unknown_name_is_one_line_with_did_you_mean(registry, near, expect):
 
 def test_unknown_plugin_name_in_a_yaml_is_caught_before_launch():
     # a conf file whose objective / task kind / source no module registers: one line, before anything loads
-    from harness.objectives import available
+    from harness.train.objectives import available
 
     cfg = compose("model=tiny", "objective.name=ppo", "objective.lr=1e-4")
     assert check(cfg) == [f"error: unknown objective 'ppo'; valid: {', '.join(available())}"]
@@ -126,7 +127,7 @@ def test_unknown_plugin_name_in_a_yaml_is_caught_before_launch():
 
 def test_a_registered_task_kind_is_used_by_name():
     """What a new plug-in module does (decorate), seen from build_task: the kind is found by name."""
-    from harness.tasks import KINDS, Example, TaskKind, build_task, register
+    from harness.data.tasks import KINDS, Example, TaskKind, build_task, register
 
     @register("countdown_test")
     class Countdown(TaskKind):
@@ -145,13 +146,14 @@ def test_a_registered_task_kind_is_used_by_name():
 
 
 def test_format_warmup_is_trained_once_and_cached():
-    """The warm-up stage (harness.warmup, called by harness.models.resolve_base): 2 SFT steps on its own task,
+    """The warm-up stage (harness.train.warmup, resolve_base): 2 SFT steps on its own task,
     cached by its settings; the second resolve reuses the checkpoint."""
     from omegaconf import OmegaConf, open_dict
     from safetensors.torch import load_file
 
     from harness.core.store import read_json
-    from harness.models import resolve_base, source_dir
+    from harness.data.models import source_dir
+    from harness.train.warmup import resolve_base
 
     smol = OmegaConf.load(Path(CONF) / "model" / "smollm2-135m.yaml").warmup
     cfg = compose("model=tiny")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from harness.core.store import cache_root
-from harness.prompt_filter import base_pass_rates, filter_task
-from harness.tasks import build_task
+from harness.data.tasks import build_task
+from harness.train.prompt_filter import base_pass_rates, filter_task
 from tests.conftest import compose
 
 SETTINGS = ("model=smollm2-135m", "model.warmup.enabled=false", "task.n_train=12", "task.n_test=4",
@@ -18,7 +18,7 @@ SETTINGS = ("model=smollm2-135m", "model.warmup.enabled=false", "task.n_train=12
 
 @pytest.fixture(scope="module")
 def setup(harness_cache):
-    from harness.models import resolve_base
+    from harness.train.warmup import resolve_base
 
     cfg = compose(*SETTINGS)
     return cfg, build_task(cfg.task), resolve_base(cfg.model)

@@ -7,14 +7,14 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from harness.adapters import REGISTRY as ADAPTERS
 from harness.claims.base import REGISTRY as CLAIMS
 from harness.core.registry import Registry, UnknownName
+from harness.data.sources import SOURCES
+from harness.data.tasks import KINDS
 from harness.measure.base import REGISTRY as MEASUREMENTS
-from harness.objectives import OBJECTIVES
 from harness.report.base import REGISTRY as SECTIONS
-from harness.sources import SOURCES
-from harness.tasks import KINDS
+from harness.train.adapters import REGISTRY as ADAPTERS
+from harness.train.objectives import OBJECTIVES
 from tests.conftest import ROOT
 
 REGISTRIES = {"adapter": ADAPTERS, "objective": OBJECTIVES, "task kind": KINDS, "model source": SOURCES,

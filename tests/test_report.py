@@ -123,7 +123,7 @@ def test_resumed_sweep_reports_like_an_uninterrupted_one(tmp_path):
 
     part = tmp_path / "part"
     env = {**os.environ, "HARNESS_OUT": str(part)}
-    proc = subprocess.Popen([sys.executable, "-m", "harness.run", "-m", *args], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "harness.launch.run", "-m", *args], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:  # kill once the first run is done

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.unlearn.ledger import check_against_log, read_correct_rollouts, read_ledger
-from harness.validate import check
+from harness.launch.validate import check
+from harness.measure.ledger import check_against_log, read_correct_rollouts, read_ledger
 from tests.conftest import ROOT, compose, run_cli, warm_digits, write_digits
 
 pytestmark = pytest.mark.integration  # real launches: see pyproject's marker
@@ -43,7 +43,7 @@ def rloo_job(tmp_path_factory, harness_cache, data):
     shutil.copy(data, work / "digits.jsonl")
     env = {**os.environ, "HARNESS_OUT": str(work / "out"), "PYTHONPATH": str(ROOT)}
     # cwd = work: task.path is relative (a path with '/' would nest the job dirs named after the overrides)
-    r = subprocess.run([sys.executable, "-m", "harness.run", "-m", "model=tiny", *QUIET, "task=jsonl",
+    r = subprocess.run([sys.executable, "-m", "harness.launch.run", "-m", "model=tiny", *QUIET, "task=jsonl",
                         "task.path=digits.jsonl", "task.n_train=8", "task.n_test=2", *warm_digits(10, data), "objective=rloo",
                         "objective.steps=2", f"objective.prompts_per_step={PROMPTS_PER_STEP}",
                         f"objective.num_generations={GENERATIONS}", "name=r"],
@@ -80,7 +80,7 @@ def test_rloo_keeps_the_correct_rollouts_it_scored(rloo_job):
         correct_per_prompt[pid] = correct_per_prompt.get(pid, 0) + k
     kept = read_correct_rollouts(job / "correct_rollouts.jsonl")
     assert kept and set(kept) == {p for p, k in correct_per_prompt.items() if k > 0}
-    from harness.tasks import score
+    from harness.data.tasks import score
 
     answers = {json.loads(line)["prompt"]: json.loads(line)["answer"]
                for line in (job.parent.parent.parent / "digits.jsonl").read_text().splitlines()}
@@ -116,17 +116,18 @@ LOSS_TYPES = ("grpo", "dapo", "dr_grpo")
 
 @pytest.mark.parametrize("loss_type", LOSS_TYPES)
 def test_grpo_loss_variant_trains_one_step(loss_type, tmp_path, data):
-    from harness.adapters import build_adapter
-    from harness.models import load_base
-    from harness.objectives import train
-    from harness.tasks import build_task
+    from harness.data.models import load_base
+    from harness.data.tasks import build_task
+    from harness.train.adapters import build_adapter
+    from harness.train.objectives import train
+    from harness.train.warmup import resolve_base
 
     cfg = compose("model=tiny", *warm_digits(10, data), "adapter=full", "objective=rlvr", f"objective.loss_type={loss_type}", "task=jsonl",
                   f"task.path={data}", "task.n_train=8", "task.n_test=2", "objective.steps=1",
                   f"objective.prompts_per_step={PROMPTS_PER_STEP}", f"objective.num_generations={GENERATIONS}",
                   *QUIET)
     assert check(cfg) == []
-    model, tok = load_base(cfg.model)
+    model, tok = load_base(cfg.model, resolve_base(cfg.model))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     trained = build_adapter(cfg.adapter, seed=0).prepare(model)
     trainer = train("rlvr", model=trained, tokenizer=tok, task=build_task(cfg.task), cfg=cfg.objective, lr=1e-3,
@@ -142,7 +143,7 @@ def test_grpo_loss_variant_trains_one_step(loss_type, tmp_path, data):
 
 
 def test_loss_types_sweep_validates(tmp_path):
-    from harness.validate import check_launch
+    from harness.launch.validate import check_launch
 
     assert check_launch(["model=tiny", "logger=none", "objective=rlvr", "objective.loss_type=grpo,dapo,dr_grpo"],
                         multirun=True, conf_dir=ROOT / "harness" / "conf") == []

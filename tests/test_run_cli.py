@@ -66,7 +66,7 @@ def test_bad_names_exit_2(arg, group, tmp_path):
 def test_nonfinite_loss_marks_failed_and_sweep_goes_on(tmp_path):
     # An absurd learning rate for one job makes the loss non-finite within 3 steps; the other job runs on.
     r = run_cli("-m", *TINY, "adapter=full", "objective.steps=3", "objective.lr=1e30,1e-4", out=tmp_path)
-    # the sweep went on past the failed job, then exits non-zero naming it (harness.callbacks)
+    # the sweep went on past the failed job, then exits non-zero naming it (harness.launch.callbacks)
     assert r.returncode == 1, r.stderr[-2000:]
     assert "1 of 2 runs not done" in r.stderr and "non-finite" in r.stderr.strip().splitlines()[-1]
     got = runs(tmp_path)
@@ -112,7 +112,7 @@ def test_run_objectives_skips_grid_cells_and_the_sweep_is_clean(tmp_path):
     assert sorted(status.values()) == ["done", "skipped"], status
     skipped = next(k for k, v in status.items() if v == "skipped")
     assert "objective=sft" in skipped and not (tmp_path / "t" / skipped / "delta.safetensors").exists()
-    from harness.sweep import load_sweep
+    from harness.analysis.sweep import load_sweep
 
     sweep = load_sweep(tmp_path / "t")
     assert sweep.skipped == [skipped] and list(sweep.table["objective"]) == ["rlvr"]

@@ -1,4 +1,4 @@
-"""Keyed sampling (harness.measure.sampling): an exact draw from softmax(logits / T), and rollouts that do not depend on
+"""Keyed sampling (harness.data.sampling): an exact draw from softmax(logits / T), and rollouts that do not depend on
 how a generation batch is split over processes or calls."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 import torch
 from scipy import stats
 
-from harness.measure.sampling import KeyedGumbel, keyed_generate
-from harness.models import load_model
+from harness.data.models import load_model
+from harness.data.sampling import KeyedGumbel, keyed_generate
 
 
 def test_keyed_gumbel_samples_the_tempered_softmax():
@@ -74,7 +74,7 @@ def test_greedy_calls_pass_through_and_other_samplers_are_refused(tiny):
 def test_several_sequences_per_prompt_and_undoing_the_wrapper(tiny):
     """``num_return_sequences`` = k samples the same k keyed rows as the prompt repeated k times; after training
     the model samples with the library again (plain_generate)."""
-    from harness.measure.sampling import plain_generate
+    from harness.data.sampling import plain_generate
 
     enc_kw = dict(do_sample=True, temperature=1.0, top_k=0, max_new_tokens=6, min_new_tokens=6)
     outs = []

@@ -5,8 +5,8 @@ from fractions import Fraction
 
 import pytest
 
-from harness.tasks import extract_answer, score
-from harness.tasks.scoring import numbers_in
+from harness.data.tasks import extract_answer, score
+from harness.data.tasks.scoring import numbers_in
 from tests.conftest import ROOT
 
 

@@ -13,9 +13,9 @@ import re
 import pytest
 from omegaconf import OmegaConf
 
-from harness.tasks import build_task
-from harness.tasks._adversarial import CASES, TASK_KINDS, restatements
-from harness.tasks.scoring import extract, score
+from harness.data.tasks import build_task
+from harness.data.tasks._adversarial import CASES, TASK_KINDS, restatements
+from harness.data.tasks.scoring import extract, score
 from tests.conftest import ROOT
 
 
@@ -69,7 +69,7 @@ def test_symbolic_scores_agree_in_a_daemonic_worker_process():
 
 
 def test_a_check_that_outruns_its_bound_scores_0_and_the_next_one_works():
-    from harness.tasks import _mathverify
+    from harness.data.tasks import _mathverify
 
     # a power tower the pre-screen would stop; handed to the helper directly, it is killed at the bound
     assert _mathverify.verify("$2^{2^{40}}$", "$5$", seconds=0.3) is False

@@ -8,11 +8,11 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
+from harness.analysis.sweep import load_sweep
 from harness.core.overrides import job_dir_name
+from harness.data.tasks import build_task
 from harness.report.base import Context, ordered
 from harness.report.sections.reward_audit import audit_rollouts, render
-from harness.sweep import load_sweep
-from harness.tasks import build_task
 from tests.conftest import ROOT
 
 TASK = OmegaConf.to_container(OmegaConf.load(ROOT / "harness" / "conf" / "task" / "arithmetic.yaml"))

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from harness import bench
+from harness.launch import bench
 
 
 def test_bench_scorer_prints_times_rules_and_slow_calls(tmp_path, capsys):

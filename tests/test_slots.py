@@ -3,7 +3,7 @@
 import threading
 import time
 
-from harness.slots import default_slots, job_slot
+from harness.launch.slots import default_slots, job_slot
 
 
 def test_at_most_n_jobs_hold_a_slot(tmp_path):
@@ -33,7 +33,7 @@ def test_cap_only_for_submitit_local():
 
 
 def test_jobs_sharing_a_machine_split_its_cores():
-    from harness.slots import threads_per_job
+    from harness.launch.slots import threads_per_job
 
     assert threads_per_job(None, 8) is None  # no cap: torch's default
     assert threads_per_job(2, 2) == 1 and threads_per_job(1, 2) == 2 and threads_per_job(4, 16) == 4

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.adapters import build_adapter
-from harness.adapters.sparse import CRITERIA, build_mask
-from harness.geometry.metrics import Settings, batch_metrics
-from harness.geometry.spectra import gram_decomp
+from harness.analysis.geometry.metrics import Settings, batch_metrics
+from harness.analysis.geometry.spectra import gram_decomp
+from harness.train.adapters import build_adapter
+from harness.train.adapters.sparse import CRITERIA, build_mask
 from tests.conftest import compose
 
 

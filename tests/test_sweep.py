@@ -1,27 +1,24 @@
-"""The run artifact contract reader (harness.sweep), job directory names, and the import graph."""
+"""The run artifact contract reader (harness.analysis.sweep), job directory names, and the import graph."""
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
 
+from harness.analysis.sweep import load_sweep, per_run
 from harness.core.overrides import MAX_READABLE, job_dir_name
-from harness.report.base import Context, per_run
+from harness.report.base import Context
 from harness.report.sections.accuracy import accuracy_table
 from harness.report.sections.consistency import table3
 from harness.report.sections.geometry import table1
-from harness.sweep import load_sweep
-from tests.conftest import ROOT
 
 
 def make_run(sweep: Path, overrides: list[str], status: str = "done", eval_id: float | None = None,
              base_id: float = 0.5, parameters: dict | None = None) -> Path:
-    """A run dir as harness.run writes it: .hydra/{overrides,config,hydra}.yaml, run.json, eval.json."""
+    """A run dir as harness.launch.run writes it: .hydra/{overrides,config,hydra}.yaml, run.json, eval.json."""
     job = sweep / job_dir_name(overrides)
     (job / ".hydra").mkdir(parents=True)
     ov = dict(o.split("=", 1) for o in overrides)
@@ -151,50 +148,10 @@ def test_accuracy_section_and_table1_group_alike_with_intervals(tmp_path):
     assert list(t1["n"]) == [3, 3]  # the failed run is not counted
 
 
-# --- the data walk -----------------------------------------------------------------------------------------
-
-ANALYSIS = ("harness.geometry", "harness.report", "harness.analyze", "harness.sweep", "harness.claims",
-            "harness.pairs", "harness.unlearn.report", "harness.unlearn.classify")
-TRAINING = ("harness.run", "harness.callbacks", "harness.objectives", "harness.warmup", "harness.adapters",
-            "harness.trained", "harness.vllm_sync")
-
-
-def import_graph() -> dict[str, set[str]]:
-    """Module -> harness modules it imports (at any depth of the file, lazy imports included)."""
-    pkg = ROOT / "harness"
-    mods = {}
-    for f in pkg.rglob("*.py"):
-        parts = f.relative_to(ROOT).with_suffix("").parts
-        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
-
-    def resolve(name: str) -> str | None:
-        while name and name not in mods:
-            name = name.rpartition(".")[0]
-        return name or None
-
-    edges: dict[str, set[str]] = {m: set() for m in mods}
-    for m, f in mods.items():
-        for node in ast.walk(ast.parse(f.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            elif isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            else:
-                continue
-            for t in targets:
-                r = resolve(t) if t.startswith("harness") else None
-                if r and r != m and not (mods[r].name == "__init__.py" and m.startswith(r + ".")):
-                    edges[m].add(r)
-    return edges
-
-
-def within(m: str, prefixes: tuple[str, ...]) -> bool:
-    return any(m == p or m.startswith(p + ".") for p in prefixes)
-
-
 def test_table2_shows_each_adapters_trainable_share(tmp_path):
     """Trainable parameters are recorded per run (run.json ``parameters``) and reported beside the accuracy."""
-    from harness.report.base import Context, per_run
+    from harness.analysis.sweep import per_run
+    from harness.report.base import Context
     from harness.report.sections.peft import table2
 
     sw = tmp_path / "sw"
@@ -210,56 +167,6 @@ def test_table2_shows_each_adapters_trainable_share(tmp_path):
     (row,) = table2(ctx).to_dict("records")
     assert row["adapter"] == "lora" and row["trainable"] == "0.299 %"
     assert row["sft: acc / full"] == "0.550 / 0.600 = 0.92"
-
-
-def test_no_import_cycle_and_analysis_never_imports_training():
-    edges = import_graph()
-    back = sorted((m, t) for m in edges for t in edges[m] if within(m, ANALYSIS) and within(t, TRAINING))
-    assert back == []
-    # cycles: a module that reaches itself
-    for start in edges:
-        seen, stack = set(), list(edges[start])
-        while stack:
-            m = stack.pop()
-            assert m != start, f"import cycle through {start}"
-            if m not in seen:
-                seen.add(m)
-                stack.extend(edges[m])
-
-
-# The stages that are packages already (issue 20's layout, under way): a module's stage is its package.
-STAGE_MAY_IMPORT = {
-    "harness.core": ("harness.core",),  # used by every stage, uses none
-    "harness.measure": ("harness.core", "harness.measure", "harness.models", "harness.sources", "harness.tasks",
-                        "harness.unlearn"),  # measures a trained model: no training, launch or report code
-}
-
-
-def test_stage_packages_import_only_what_comes_before_them():
-    edges = import_graph()
-    wrong = sorted((m, t) for m in edges for stage, allowed in STAGE_MAY_IMPORT.items() if within(m, (stage,))
-                   for t in edges[m] if not within(t, allowed))
-    assert wrong == []
-    # the graph sees these packages' edges (the check is not vacuous)
-    assert "harness.core.store" in edges["harness.measure.base"] and "harness.core.engine" in edges["harness.core.store"]
-
-
-def test_the_graph_test_sees_a_back_edge(tmp_path):
-    """The check above would catch an analysis module importing the callback (it is not vacuous)."""
-    edges = import_graph()
-    assert "harness.sweep" in edges["harness.report.base"]
-    assert within("harness.callbacks", TRAINING) and within("harness.report.sections.geometry", ANALYSIS)
-
-
-@pytest.mark.parametrize("tool", [ROOT.parent / "shared" / "tools" / "import_graph.py"])
-def test_shared_import_graph_tool_is_clean(tool):
-    import subprocess
-    import sys
-
-    if not tool.exists():
-        pytest.skip("../shared/tools/import_graph.py not beside the checkout")
-    r = subprocess.run([sys.executable, str(tool), str(ROOT / "harness")], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout
 
 
 def test_learning_section_marks_what_is_not_distinguishable(tmp_path):

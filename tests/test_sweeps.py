@@ -73,7 +73,7 @@ GROUP_FILES = [(g, p.stem) for g in ("eval", "claims_arm", "hydra/launcher")
 def test_every_file_of_the_other_groups_composes_and_validates(group, name):
     """eval/*, claims_arm/* and hydra/launcher/* (the groups not trained by another test) compose into a
     config that the launch-time validation accepts."""
-    from harness.validate import check_launch
+    from harness.launch.validate import check_launch
 
     override = f"+claims_arm={name}" if group == "claims_arm" else f"{group}={name}"
     extra = ["sweeps=claims"] if group == "claims_arm" else []

@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from harness.tasks import build_task, score
-from harness.validate import check
+from harness.data.tasks import build_task, score
+from harness.launch.validate import check
 from tests.conftest import compose
 
 
@@ -77,7 +77,7 @@ def test_gold_answers_are_right_and_scored(name):
 
 def test_a_task_without_common_settings_builds():
     """``common`` is optional (it crashed when absent)."""
-    from harness.tasks import build_task
+    from harness.data.tasks import build_task
     from tests.conftest import compose
 
     task = build_task(compose("model=tiny", "task=gcd", "~task.common").task)

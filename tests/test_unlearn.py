@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.measure.passrate import PROMPTS_COLUMNS
-from harness.unlearn.classify import (
+from harness.measure.classify import (
     EASY,
     LEARNABLE,
     MIXED,
@@ -25,7 +24,8 @@ from harness.unlearn.classify import (
     hard_fractions,
     spread,
 )
-from harness.unlearn.ledger import check_against_log, per_prompt, per_step, read_ledger
+from harness.measure.ledger import check_against_log, per_prompt, per_step, read_ledger
+from harness.measure.passrate import PROMPTS_COLUMNS
 
 TAU = 0.1
 
@@ -155,13 +155,13 @@ def sweep(tmp_path):
 
 
 def test_section_none_without_prompts(tmp_path):
-    from harness.unlearn import unlearnability_section
+    from harness.analysis.unlearn import unlearnability_section
 
     assert unlearnability_section(tmp_path) is None
 
 
 def test_section_on_hand_built_sweep(sweep, tmp_path):
-    from harness.unlearn import unlearnability_section
+    from harness.analysis.unlearn import unlearnability_section
 
     out = tmp_path / "report"
     text = unlearnability_section(sweep, out)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.unlearn.gradsim import (
+from harness.measure.gradsim import (
     CountSketch,
     bootstrap_ci,
     cosine_error_bound,
@@ -95,7 +95,7 @@ def test_group_statistics():
 
 @pytest.fixture(scope="module")
 def tiny(tiny_base):
-    from harness.models import load_model
+    from harness.data.models import load_model
 
     model, tok = load_model(tiny_base)
     return model.eval(), tok

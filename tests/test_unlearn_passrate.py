@@ -32,7 +32,7 @@ def setup(tmp_path, tiny_base):
 
 def _retrain_in_place(base) -> None:
     """Overwrite the checkpoint at ``base`` with other weights (what retraining to the same path does)."""
-    from harness.models import load_model
+    from harness.data.models import load_model
 
     model, tok = load_model(base)
     g = torch.Generator().manual_seed(1)
@@ -43,8 +43,8 @@ def _retrain_in_place(base) -> None:
 
 
 def test_start_cache_keyed_by_weights_not_path(setup):
-    from harness.models import load_model
-    from harness.tasks import build_task
+    from harness.data.models import load_model
+    from harness.data.tasks import build_task
 
     cfg_of, base = setup
     cfg = cfg_of()
@@ -98,10 +98,10 @@ def test_gradient_taken_at_the_chosen_weights(setup, tmp_path):
 
     import numpy as np
 
+    from harness.data.models import load_model
+    from harness.data.tasks import build_task
+    from harness.measure.ledger import read_correct_rollouts
     from harness.measure.passrate import _grad_settings, gradient_sketches, passrates_for_run
-    from harness.models import load_model
-    from harness.tasks import build_task
-    from harness.unlearn.ledger import read_correct_rollouts
 
     cfg_of, base = setup
     task = build_task(cfg_of().task)

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from harness.unlearn.ledger import check_against_log, per_prompt, read_ledger
+from harness.measure.ledger import check_against_log, per_prompt, read_ledger
 from tests.conftest import ROOT, warm_digits, write_digits
 
 pytestmark = pytest.mark.integration  # real launches: see pyproject's marker
@@ -32,7 +32,7 @@ def sweep(tmp_path_factory, harness_cache):
     write_digits(work / "digits.jsonl", 6)
     env = {**os.environ, "HARNESS_OUT": str(work / "out"), "PYTHONPATH": str(ROOT)}
     # cwd = work: task.path is relative (a path with '/' would nest the job dirs named after the overrides)
-    r = subprocess.run([sys.executable, "-m", "harness.run", "-m", "model=tiny", "logger=none", "eval.enabled=false",
+    r = subprocess.run([sys.executable, "-m", "harness.launch.run", "-m", "model=tiny", "logger=none", "eval.enabled=false",
                         "task=jsonl", "task.path=digits.jsonl", "task.n_train=4", "task.n_test=2", *warm_digits(6),
                         "objective=rlvr,sft", "seed=0,1", "objective.steps=2",
                         f"++objective.prompts_per_step={PROMPTS_PER_STEP}",
@@ -106,9 +106,9 @@ def test_start_pass_rates_computed_once_per_base_and_seed(sweep, harness_cache):
 
 
 def test_gradient_sketches_from_training_rollouts(sweep):
-    from harness.models import load_model
-    from harness.tasks import build_task
-    from harness.unlearn.ledger import read_correct_rollouts
+    from harness.data.models import load_model
+    from harness.data.tasks import build_task
+    from harness.measure.ledger import read_correct_rollouts
 
     work, jobs = sweep
     for job in (j for j in jobs if _objective(j) == "rlvr"):
@@ -144,7 +144,7 @@ def test_gradient_sketches_from_training_rollouts(sweep):
 
 
 def test_section_on_real_sweep(sweep):
-    from harness.unlearn import unlearnability_section
+    from harness.analysis.unlearn import unlearnability_section
 
     work, _ = sweep
     text = unlearnability_section(work / "out" / "u", work / "report")

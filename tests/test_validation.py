@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.validate import check_launch, job_overrides
+from harness.launch.validate import check_launch, job_overrides
 from tests.conftest import CONF, run_cli
 
 TINY = ["model=tiny", "logger=none", "name=t"]

@@ -1,4 +1,4 @@
-"""The weights pushed to vLLM for a LoRA-family policy (harness.vllm_sync): the same values as peft's merge, and
+"""The weights pushed to vLLM for a LoRA-family policy (harness.train.vllm_sync): the same values as peft's merge, and
 the frozen base untouched. peft's in-place merge/unmerge, which TRL 1.16 runs before every generation, drifts a
 bf16 base; the out-of-place merge leaves it bit-identical. (vLLM itself is not installed here: this tests the
 weights, which is what the harness controls.)"""
@@ -10,8 +10,8 @@ import copy
 import torch
 from peft import LoraConfig, get_peft_model
 
-from harness.models import load_model
-from harness.vllm_sync import merged_weights
+from harness.data.models import load_model
+from harness.train.vllm_sync import merged_weights
 
 
 def _policy(tiny_base):

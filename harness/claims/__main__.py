@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1 or argv[0].startswith("-"):
         print("usage: python -m harness.claims <sweep dir>", file=sys.stderr)
         return 2
-    from harness.sweep import load_sweep
+    from harness.analysis.sweep import load_sweep
 
     path = Path(argv[0])
     sweep = load_sweep(path) if path.is_dir() else None

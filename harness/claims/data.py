@@ -1,7 +1,7 @@
 """What the claims read from a sweep: one row per done run with its measured values, and the run sets the
-claims are estimated from, found only through :class:`harness.sweep.Sweep` grouping and pairing.
+claims are estimated from, found only through :class:`harness.analysis.sweep.Sweep` grouping and pairing.
 
-A pair study (:mod:`harness.pairs`) gives one row per analysed checkpoint pair instead, with its ``group``
+A pair study (:mod:`harness.analysis.pairs`) gives one row per analysed checkpoint pair instead, with its ``group``
 (family key) and the storage dtypes of both checkpoints; the claims judge it group by group
 (:meth:`ClaimData.only_group`), pairs in place of seeds.
 
@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from harness.analysis.pairs import is_pair_study, pair_of
+from harness.analysis.sweep import Sweep
 from harness.claims.base import Part
 from harness.core.stats import seed_mean
-from harness.pairs import is_pair_study, pair_of
-from harness.sweep import Sweep
 
 Select = Callable[[dict], bool]
 
@@ -40,7 +40,7 @@ def _num(x) -> float:
 
 def claim_table(sweep: Sweep) -> pd.DataFrame:
     """The done runs, one row each, with every value a claim reads (see the module doc)."""
-    from harness.report.base import per_run
+    from harness.analysis.sweep import per_run
 
     runs = per_run(sweep)
     if runs.empty:
@@ -122,7 +122,7 @@ class ClaimData:
 
     @property
     def pair_study(self) -> bool:
-        """Whether the "runs" are released checkpoint pairs (:mod:`harness.pairs`): pairs in place of seeds."""
+        """Whether the "runs" are released checkpoint pairs (:mod:`harness.analysis.pairs`): pairs in place of seeds."""
         return is_pair_study(self.sweep)
 
     def groups(self) -> list[str]:

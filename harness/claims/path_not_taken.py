@@ -225,8 +225,8 @@ RL_OBJECTIVES = ("rlvr", "rloo")  # GRPO (and its loss variants) and REINFORCE l
 
 def reference_part(data: ClaimData, name: str, pred, key: str, needs: str) -> Part:
     """Per run: ΔW cosine to the mean ΔW of the runs in the other ``key`` groups, minus the random-direction
-    |cosine| (:func:`harness.geometry.cross.reference_cosines`)."""
-    from harness.geometry.cross import reference_cosines
+    |cosine| (:func:`harness.analysis.geometry.cross.reference_cosines`)."""
+    from harness.analysis.geometry.cross import reference_cosines
 
     rows = data.select(pred)
     group = dict(zip(rows["run"], rows[key].astype(str))) if len(rows) else {}

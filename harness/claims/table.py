@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.analysis.sweep import Sweep
 from harness.claims.base import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Claim, Result, ordered
 from harness.claims.data import ClaimData
 from harness.core.store import atomic_savefig, atomic_write_text
-from harness.sweep import Sweep
 
 COLORS = {SUPPORTED: "#2e7d32", CONTRADICTED: "#c62828", INCONCLUSIVE: "#9e9e9e"}
 COLUMNS = ["id", "claim", "source", "statistic", "estimate [95% CI]", "null / threshold", "source's figure",

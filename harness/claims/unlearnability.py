@@ -1,5 +1,5 @@
 """*The Unlearnability Phenomenon in RLVR* (arXiv 2605.16787): U1–U3, from ``prompts.csv`` and gradient
-sketches, through :mod:`harness.unlearn.report` (the same classes and tests as Table 4)."""
+sketches, through :mod:`harness.analysis.unlearn` (the same classes and tests as Table 4)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ MOST = 0.5  # U3: SFT "learns them" = more than half of the RLVR-unlearnable pro
 
 def _frame(data: ClaimData):
     """(per (run, prompt) classes with across-seed classes, the RLVR condition used) or (None, None)."""
-    from harness.unlearn.report import add_across_seeds, load_sweep
+    from harness.analysis.unlearn import add_across_seeds, load_sweep
 
     g = data.group(lambda r: r.get("objective") == "rlvr" and plain(r) and bool(
         (data.sweep.run(r["run"]).path / "prompts.csv").exists()))
@@ -32,7 +32,7 @@ def _frame(data: ClaimData):
 
 
 def u1(data: ClaimData) -> list[Part]:
-    from harness.unlearn.classify import UNLEARNABLE, hard_fractions
+    from harness.measure.classify import UNLEARNABLE, hard_fractions
 
     df, cond = _frame(data)
     if df is None:
@@ -53,8 +53,8 @@ register(Claim(
 
 
 def u2(data: ClaimData) -> list[Part]:
-    from harness.unlearn.classify import LEARNABLE, UNLEARNABLE
-    from harness.unlearn.report import similarity_table
+    from harness.analysis.unlearn import similarity_table
+    from harness.measure.classify import LEARNABLE, UNLEARNABLE
 
     df, cond = _frame(data)
     if df is None:
@@ -97,7 +97,7 @@ register(Claim(
 
 
 def u3(data: ClaimData) -> list[Part]:
-    from harness.unlearn.report import add_sft_crosscheck, crosscheck_table
+    from harness.analysis.unlearn import add_sft_crosscheck, crosscheck_table
 
     df, cond = _frame(data)
     if df is None:

@@ -1,7 +1,7 @@
 """Command-line overrides of a job: which keys only say where or how a job is launched, and the job
 directory name of a sweep job.
 
-A leaf module: the launcher side (job names, via a Hydra resolver) and the reader side (:mod:`harness.sweep`,
+A leaf module: the launcher side (job names, via a Hydra resolver) and the reader side (:mod:`harness.analysis.sweep`,
 which finds the swept settings) share one definition of what an override is and which keys never change a
 number.
 """

@@ -38,7 +38,7 @@ class BadValue(ValueError):
 
 
 class Registry(Generic[T]):
-    """Name -> plug-in for the modules of one package (``package``, e.g. ``"harness.objectives"``)."""
+    """Name -> plug-in for the modules of one package (``package``, e.g. ``"harness.train.objectives"``)."""
 
     def __init__(self, kind: str, package: str, skip: tuple[str, ...] = ()):
         self.kind = kind  # how errors name it: "objective", "task kind", "model source"

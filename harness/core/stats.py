@@ -157,3 +157,11 @@ def distinguishable(lo: float | None, hi: float | None, null: float = 0.0) -> bo
     if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
         return False
     return lo > null or hi < null
+
+
+def numeric(values) -> np.ndarray:
+    """The finite numbers among ``values`` (None, NaN, text dropped)."""
+    import pandas as pd
+
+    v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+    return v[np.isfinite(v)]

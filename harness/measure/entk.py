@@ -147,7 +147,7 @@ def base_gram(model_cfg: DictConfig, base: Path | str, examples: list, batch_siz
               device: str = "cpu") -> torch.Tensor:
     """The eNTK Gram of the base on ``examples``, computed once per (base *weights*, probe set, dtype) through
     :func:`harness.core.store.once_per_base`: a checkpoint retrained at the same path gets a new Gram."""
-    from harness.models import load_base
+    from harness.data.models import load_base
 
     def compute() -> torch.Tensor:
         model, tok = load_base(model_cfg, base, device)

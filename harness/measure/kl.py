@@ -102,7 +102,7 @@ def settings(cfg) -> dict:
 
 
 def _sample(model, tok, examples, s: dict, desc: str) -> dict[str, list[list[int]]]:
-    from harness.measure.passrate import sample_completions
+    from harness.data.sampling import sample_completions
 
     out = sample_completions(model, tok, examples, k=s["samples"], temperature=s["temperature"],
                              max_new_tokens=s["max_new_tokens"], batch_size=max(s["batch_size"], s["samples"]),
@@ -133,7 +133,7 @@ def base_samples(cfg, examples, base, loader) -> tuple[dict, float]:
 def kl_for_run(cfg, job_dir: Path, merged, tok, task, base) -> dict:
     """After training: forward and reverse KL between the base and the merged run on held-out prompts; writes
     ``kl.json`` (means per sample and per token, standard error over prompts, per group and per prompt)."""
-    from harness.models import load_base
+    from harness.data.models import load_base
 
     s = settings(cfg)
     examples = task.test[: s["n_prompts"]]

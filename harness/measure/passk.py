@@ -96,7 +96,7 @@ def settings(cfg) -> dict:
 
 def correct_counts(model, tok, task, examples, s: dict, desc: str) -> dict[str, int]:
     """Correct completions (the task's scorer) of ``s["n"]`` samples per example at ``s["temperature"]``."""
-    from harness.measure.passrate import sample_completions
+    from harness.data.sampling import sample_completions
 
     samples = sample_completions(model, tok, examples, k=s["n"], temperature=s["temperature"],
                                  max_new_tokens=s["max_new_tokens"], batch_size=s["batch_size"], seed=s["seed"],
@@ -110,14 +110,14 @@ def base_counts(cfg, task, examples, base, device: str) -> tuple[dict, float]:
     from omegaconf import OmegaConf
 
     from harness.core.store import base_key
-    from harness.tasks.scoring import scorer_version
+    from harness.data.tasks.scoring import scorer_version
 
     s = settings(cfg)
     key = {"task": OmegaConf.to_container(cfg.task, resolve=True), "prompts": [e.id for e in examples],
            "scoring": scorer_version(), "passk": s, "dtype": cfg.model.get("dtype", "float32")}
 
     def compute() -> dict:
-        from harness.models import load_base
+        from harness.data.models import load_base
 
         t0 = time.time()
         model, tok = load_base(cfg.model, base, device)

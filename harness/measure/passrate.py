@@ -8,7 +8,7 @@ retrained at the same path is measured again); every run of a sweep with that ke
 own start and the every-seed rule averages the noisy hard/easy split at small K over seeds.
 
 For RLVR runs the gradient similarity is computed from the correct rollouts GRPO sampled during training
-(``correct_rollouts.jsonl``, see :mod:`harness.unlearn.gradsim`).
+(``correct_rollouts.jsonl``, see :mod:`harness.measure.gradsim`).
 """
 
 from __future__ import annotations
@@ -18,51 +18,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from harness.core.store import atomic_path
+from harness.data.sampling import sample_completions
 from harness.measure.base import cached_on_base, measurement, write_artifact
-from harness.unlearn.classify import classify
-from harness.unlearn.ledger import per_prompt, read_ledger
+from harness.measure.classify import classify
+from harness.measure.ledger import per_prompt, read_ledger
 
 PROMPTS_COLUMNS = ["prompt_id", "split", "group", "pass_start", "pass_end", "k", "rollouts_seen", "correct_seen",
                    "gold_seen", "visits", "first_correct_step", "class", "grad"]
-
-
-@torch.no_grad()
-def sample_completions(model, tok, examples, k: int = 8, temperature: float = 0.7, max_new_tokens: int = 16,
-                       batch_size: int = 64, seed: int = 0, desc: str = "pass@1") -> dict[str, list[dict]]:
-    """K sampled completions per example, batched over prompts x samples: per example id a list of
-    ``{"text", "ids" (completion token ids, up to and including EOS), "eos" (finished with EOS)}``."""
-    from harness.measure import sampling
-
-    if sampling.current_engine() == "vllm":
-        return sampling.vllm_completions(model, tok, examples, k, temperature, max_new_tokens, seed)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-    tok.padding_side = "left"
-    per_batch = max(1, batch_size // k)
-    out: dict[str, list[dict]] = {}
-    device = next(model.parameters()).device
-    eos, pad = tok.eos_token_id, tok.pad_token_id
-    for i in tqdm(range(0, len(examples), per_batch), desc=desc, leave=False):
-        chunk = examples[i : i + per_batch]
-        enc = tok([e.prompt for e in chunk], return_tensors="pt", padding=True).to(device)
-        ids = model.generate(**enc, do_sample=True, temperature=temperature, top_p=1.0, top_k=0,
-                             max_new_tokens=max_new_tokens, num_return_sequences=k,
-                             pad_token_id=pad, eos_token_id=eos)
-        gen_ids = ids[:, enc["input_ids"].shape[1] :].tolist()
-        texts = tok.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-        for j, e in enumerate(chunk):
-            outs = []
-            for row, text in zip(gen_ids[j * k : (j + 1) * k], texts[j * k : (j + 1) * k]):
-                finished = eos is not None and eos in row
-                row = row[: row.index(eos) + 1] if finished else row
-                outs.append({"text": text, "ids": row, "eos": finished})
-            out[e.id] = outs
-    return out
 
 
 # --- settings and the start cache ------------------------------------------------------------------------
@@ -99,7 +65,7 @@ def _examples(task, splits: list[str]) -> list[tuple[str, object]]:
 def start_settings(cfg: DictConfig) -> dict:
     """What the start pass rates depend on besides the base weights: task, sampling settings (seed included)
     and dtype."""
-    from harness.tasks.scoring import scorer_version
+    from harness.data.tasks.scoring import scorer_version
 
     return {"task": OmegaConf.to_container(cfg.task, resolve=True), "passrate": _settings(cfg),
             "scoring": scorer_version(),
@@ -114,7 +80,7 @@ class _Base:
 
     def get(self):
         if self.model is None:
-            from harness.models import load_base
+            from harness.data.models import load_base
 
             self.model, self.tok = load_base(self.cfg.model, self.base)
             self.model.eval()
@@ -157,7 +123,7 @@ def gradient_sketches(model, tok, rollouts: dict[str, list[dict]], texts: dict[s
     """Count sketch of the gradient, at ``model``'s weights, of the mean token log-likelihood of each prompt's
     first ``g["max_rollouts"]`` correct rollouts. Returns {prompt id: (sketch, exact gradient norm, completion
     tokens, rollouts used)}."""
-    from harness.unlearn.gradsim import CountSketch, gradient_params, loglik_gradient_sketch
+    from harness.measure.gradsim import CountSketch, gradient_params, loglik_gradient_sketch
 
     sketch = CountSketch(g["dim"], g["seed"])
     names = gradient_params(model, g["params"])
@@ -185,7 +151,7 @@ def passrates_for_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base) -
     full run end at different weights). ``at=end`` takes them at the run's final merged weights instead, the
     nearest this harness has to the paper's training checkpoint (no intermediate checkpoints are kept).
     """
-    from harness.unlearn.ledger import read_correct_rollouts
+    from harness.measure.ledger import read_correct_rollouts
 
     job_dir = Path(job_dir)
     s, g = _settings(cfg), _grad_settings(cfg)

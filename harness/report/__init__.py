@@ -3,7 +3,7 @@
     python -m harness.report outputs/demo
 
 Also runs by itself when a multirun ends (the Hydra callback). The report is the ordered list of registered
-sections (:mod:`harness.report.sections`, one module each). Runs are read through :mod:`harness.sweep`, so
+sections (:mod:`harness.report.sections`, one module each). Runs are read through :mod:`harness.analysis.sweep`, so
 every table groups runs by adapter, objective and every other swept setting; runs that failed or are
 missing are listed, never dropped silently. The geometry analysis is cached per run, so reporting a sweep
 again (or a resumed one) only analyzes the new runs.
@@ -15,16 +15,16 @@ import shutil
 import sys
 from pathlib import Path
 
+from harness.analysis.sweep import load_sweep, per_run
 from harness.core.store import atomic_write_text
-from harness.report.base import Context, Section, ordered, per_run
-from harness.sweep import load_sweep
+from harness.report.base import Context, Section, ordered
 
 
 def build_report(sweep_dir: Path | str, wandb_log: bool = True, analyze: bool = True) -> Path:
     """Write ``report.md`` (+ CSVs and PNGs under ``report/``) for a sweep dir and return its path
     (``analyze=False``: the caller has just analysed the sweep at the default settings, e.g. a pair study)."""
-    from harness.geometry.analyze_run import analyze_sweep
-    from harness.geometry.metrics import Settings
+    from harness.analysis.geometry.analyze_run import analyze_sweep
+    from harness.analysis.geometry.metrics import Settings
 
     sweep_dir = Path(sweep_dir)
     if analyze:

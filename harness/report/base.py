@@ -14,12 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from harness.analysis.sweep import Sweep
 from harness.core.registry import Registry
-from harness.core.stats import seed_mean
-from harness.sweep import Sweep
+from harness.core.stats import numeric, seed_mean  # noqa: F401 (numeric: sections' cell helper)
 
 
 @dataclass
@@ -66,11 +65,6 @@ def ordered() -> list[Section]:
 # --- cells -----------------------------------------------------------------------------------------------
 
 
-def numeric(values) -> np.ndarray:
-    v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
-    return v[np.isfinite(v)]
-
-
 def seed_cell(values, fmt: str = "{:.3g}") -> str:
     """Mean over seeds with its 95 % t-interval half-width: ``0.12 ± 0.03``; one seed shows the value alone."""
     s = seed_mean(numeric(values))
@@ -95,33 +89,3 @@ def markdown(df: pd.DataFrame) -> str:
 def group_row(values: dict, rows: pd.DataFrame) -> dict:
     """The leading cells of a per-group row: the group keys and the number of seeds."""
     return {**values, "n": len(rows)}
-
-
-def per_run(sweep: Sweep) -> pd.DataFrame:
-    """The sweep table plus each run's measured values: ``geo:<key>`` (whole-model geometry at the default
-    analyzer settings), ``acc_id``/``gain_id`` and ``acc_ood``/``change_ood`` (means over the in-distribution
-    and the OOD lm-eval tasks), the ``entk_*`` figures, and ``trainable``/``trainable_share`` (the parameters the
-    optimizer could change: run.json's ``parameters``)."""
-    rows = []
-    for row in sweep.table.to_dict("records"):
-        run = sweep.run(row["run"])
-        params = (run.record or {}).get("parameters") or {}
-        if params.get("total"):
-            row["trainable"], row["trainable_share"] = params["trainable"], params["trainable"] / params["total"]
-        geo = run.geometry_summary() or {}
-        row.update({f"geo:{k}": v for k, v in (geo.get("whole_model") or {}).items()})
-        ev = run.eval()
-        if ev:
-            tasks = ev.get("tasks", {}).values()
-            for split, acc, delta in (("id", "acc_id", "gain_id"), ("ood", "acc_ood", "change_ood")):
-                chosen = [t for t in tasks if t.get("split") == split]
-                row[acc] = _mean([t.get("accuracy") for t in chosen])
-                row[delta] = _mean([t.get("delta") for t in chosen])
-        row.update(run.entk() or {})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _mean(xs) -> float:
-    v = numeric(xs)
-    return float(v.mean()) if v.size else math.nan

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from harness.core.store import atomic_write_json
 
-# Per-step metrics every run logs (harness.objectives.common.LogCallback prefixes TRL's keys with train/).
+# Per-step metrics every run logs (harness.train.objectives.common.LogCallback prefixes TRL's keys with train/).
 LINE_PANELS = (("training loss", "train/loss"), ("RLVR reward", "train/reward"),
                ("groups with zero reward std", "train/frac_reward_zero_std"))
 GROUP_KEYS = ["config.adapter.name", "config.objective.name"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.pairs import is_pair_study
+from harness.analysis.pairs import is_pair_study
 from harness.report.base import Context, markdown, section, seed_cell
 
 

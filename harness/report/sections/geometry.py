@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.analysis.pairs import is_pair_study, pair_of
 from harness.core.stats import distinguishable, seed_mean
-from harness.pairs import is_pair_study, pair_of
 from harness.report.base import NOT_DISTINGUISHABLE, Context, group_row, markdown, numeric, section, seed_cell
 
 # (whole-model key of geometry_summary.json, its random-null key or None, header); {k} = the first k label

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.pairs import is_pair_study, pair_of
+from harness.analysis.pairs import is_pair_study, pair_of
 from harness.report.base import Context, markdown, section
 
 

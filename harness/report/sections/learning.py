@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from harness.analysis.pairs import is_pair_study
 from harness.core.stats import distinguishable, seed_mean
-from harness.pairs import is_pair_study
 from harness.report.base import NOT_DISTINGUISHABLE, Context, group_row, markdown, numeric, section
 
 

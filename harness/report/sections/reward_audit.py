@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.data.tasks.scoring import extract, numbers_in, read_number, score
 from harness.report.base import Context, markdown, section
-from harness.tasks.scoring import extract, numbers_in, read_number, score
 
 EXAMPLES = 5  # listed per kind of finding and sweep
 SHOW = 80  # characters of a completion shown

@@ -7,7 +7,7 @@ from harness.report.base import Context, section
 
 @section(50, "table4_unlearnability", "Table 4 — unlearnability")
 def render(ctx: Context) -> str | None:
-    from harness.unlearn import unlearnability_section
+    from harness.analysis.unlearn import unlearnability_section
 
     text = unlearnability_section(ctx.sweep.path)
     if not text:
