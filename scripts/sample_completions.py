@@ -1,6 +1,6 @@
 """Completions the warmed default base actually writes, in the RLVR rollout regime, for the scorer's measurements.
 
-    OMP_NUM_THREADS=1 python scripts/sample_completions.py --out tests/data/smollm2_rollouts.jsonl
+    OMP_NUM_THREADS=1 python scripts/sample_completions.py --out tests/fixtures/smollm2_rollouts.jsonl
 
 Per task (the five built-in task kinds), the first ``--n`` training prompts, ``--k`` samples each at the GRPO
 rollout settings (``conf/objective/rlvr.yaml``: temperature 1.0, 12 new tokens, no stop string but EOS), drawn

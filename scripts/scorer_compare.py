@@ -1,7 +1,7 @@
 """The scorer on real completions: which final-answer rule decides each, what another last rule would change,
 and every score that differs from an older scorer's (a git ref's ``harness/data/tasks/scoring.py``).
 
-    python scripts/scorer_compare.py tests/data/smollm2_rollouts.jsonl outputs/demo [--old-ref 8a01f30]
+    python scripts/scorer_compare.py tests/fixtures/smollm2_rollouts.jsonl outputs/demo [--old-ref 8a01f30]
 
 Inputs: JSONL files of ``text``/``answer`` rows (``scripts/sample_completions.py``) and sweep or run dirs (their
 lm-eval samples and kept correct rollouts, gold from the rebuilt task). Prints markdown tables (docs/scoring.md

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = str(ROOT / "harness" / "conf")
@@ -81,3 +83,29 @@ def tiny_base(harness_cache):
     from harness.data.models import source_dir
 
     return source_dir(compose("model=tiny").model)
+
+
+def write_run(sweep: Path, overrides: list[str], cfg: dict | None = None, choices: dict | None = None,
+              record: dict | None = None, files: dict | None = None) -> Path:
+    """A run directory as ``harness train`` writes it: ``.hydra/{overrides,config,hydra}.yaml``, ``run.json``
+    (done unless ``record`` says otherwise) and any artifact by name (text as is, anything else as JSON). The
+    adapter, objective and seed come from ``overrides``; ``cfg`` and ``choices`` add to the config and to Hydra's
+    group choices."""
+    from harness.core.overrides import job_dir_name
+
+    job = sweep / job_dir_name(overrides)
+    (job / ".hydra").mkdir(parents=True)
+    ov = dict(o.split("=", 1) for o in overrides)
+    group = {"adapter": ov.get("adapter", "lora"), "objective": ov.get("objective", "sft")}
+    seed = int(ov.get("seed", 0))
+    config = {"seed": seed, "adapter": {"name": group["adapter"]}, "objective": {"name": group["objective"]}}
+    for key, value in (cfg or {}).items():
+        config[key] = {**config[key], **value} if isinstance(config.get(key), dict) else value
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": {
+        **group, **(choices or {})}}}}))
+    (job / "run.json").write_text(json.dumps({"status": "done", "reason": None, "seed": seed, **(record or {})}))
+    for name, content in (files or {}).items():
+        (job / name).write_text(content if isinstance(content, str) else json.dumps(content))
+    return job

@@ -23,7 +23,7 @@ may be shared), printed as a ratio to the analyzer's own time; likewise for addi
 ``sampler``: keyed sampling (the rollouts' default, the same at any world size) against torch's sampler.
 ``scorer``: the time per call of :func:`harness.data.tasks.score` (median, p99, max; best of ``repeats`` per input)
 on the adversarial table (:mod:`harness.data.tasks._adversarial`), on the main thread and on a worker thread, and on
-real completions (default: ``tests/data/smollm2_rollouts.jsonl``, rollouts of the warmed SmolLM2 base; or a
+real completions (default: ``tests/fixtures/smollm2_rollouts.jsonl``, rollouts of the warmed SmolLM2 base; or a
 JSONL of ``text``/``answer`` rows, or a sweep or run dir: its eval samples and kept correct rollouts), beside
 math-verify alone (parse + verify) on the same completions; which final-answer rule decided each real
 completion; and every call over 1 s.
@@ -289,7 +289,7 @@ def bench_sampler(model: str = "smollm2-135m", seed: int = 0, repeats: int = 3) 
     ])
 
 
-ROLLOUTS = CONF_DIR.parent.parent / "tests" / "data" / "smollm2_rollouts.jsonl"
+ROLLOUTS = CONF_DIR.parent.parent / "tests" / "fixtures" / "smollm2_rollouts.jsonl"
 
 
 def real_completions(path: Path) -> list[tuple[object, object]]:

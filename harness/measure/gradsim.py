@@ -15,7 +15,7 @@ random sign ``s(i)``, into bucket ``h(i)`` of ``d``. Hashes and signs are drawn 
 seeded by (seed, parameter name), so the projection is fixed across processes and runs and no P x d matrix
 ever exists (memory: one int32 code per parameter entry, time: O(P) per prompt).
 
-Cosine bound (stated in docs/metrics.md, checked in tests/test_unlearn_gradsim.py): for fixed x, y,
+Cosine bound (stated in docs/metrics.md, checked in tests/measure/test_unlearn_gradsim.py): for fixed x, y,
 E<Sx, Sy> = <x, y> and Var<Sx, Sy> = (‖x‖²‖y‖² + <x,y>² − 2Σ x_i² y_i²)/d ≤ 2‖x‖²‖y‖²/d. By Chebyshev on
 <Sx, Sy>, ‖Sx‖², ‖Sy‖² (union bound), for unit x, y and 0 < ε < 1:
 

@@ -1,6 +1,6 @@
 """The scorer's adversarial table: completions that try to be paid without solving, or to crash or stall the
 scorer, each with its expected score and the reason (issue 18's classes), and the restated question of a real
-prompt of every built-in task kind. tests/test_scoring_adversarial.py checks them; ``python -m harness.bench
+prompt of every built-in task kind. tests/fixtures/test_scoring_adversarial.py checks them; ``python -m harness.bench
 scorer`` times them.
 """
 

@@ -2,7 +2,7 @@
 
 A false positive here is a reward-hacking hole that a policy finds at scale, so the rules are few, written
 down (docs/scoring.md, with its measurements) and tested as a table
-(tests/test_scoring.py checks the rule table of docs/scoring.md; tests/test_scoring_adversarial.py holds the adversarial
+(tests/fixtures/test_scoring.py checks the rule table of docs/scoring.md; tests/fixtures/test_scoring_adversarial.py holds the adversarial
 cases):
 
 1. **Input.** Any type: a ``str`` is the completion, a TRL conversational completion (a list of message dicts)

@@ -27,8 +27,8 @@ from safetensors.torch import load_file
 
 from harness.analysis.geometry.synthetic import Planted, designed_matrix, write_checkpoint
 from harness.claims import CONTRADICTED, INCONCLUSIVE, SUPPORTED
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 K = 16
 
 

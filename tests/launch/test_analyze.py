@@ -16,8 +16,8 @@ from harness.analysis.geometry.analyze_run import analyze_sweep, settings_tag
 from harness.analysis.geometry.metrics import Settings
 from harness.analysis.geometry.synthetic import synthetic_delta, write_checkpoint, write_run
 from harness.launch import analyze
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SHAPES = {"q": (32, 32), "k": (16, 32), "v": (16, 32), "o": (32, 32), "gate": (48, 32), "up": (48, 32),
           "down": (32, 48)}
 

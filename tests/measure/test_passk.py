@@ -186,7 +186,7 @@ def test_report_pools_seeds_per_group_by_hand(tmp_path):
     from harness.analysis.sweep import load_sweep, per_run
     from harness.report.base import Context
     from harness.report.sections.passk_kl import render_kl, render_passk
-    from tests.test_sweep import make_run
+    from tests.analysis.test_sweep import make_run
 
     sweep = tmp_path / "s"
     kl = {("rlvr", 0): 0.1, ("rlvr", 1): 0.3, ("sft", 0): 0.5, ("sft", 1): 0.5}

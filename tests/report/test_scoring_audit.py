@@ -5,35 +5,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
 from omegaconf import OmegaConf
 
 from harness.analysis.sweep import load_sweep
-from harness.core.overrides import job_dir_name
 from harness.data.tasks import build_task
 from harness.report.base import Context, ordered
 from harness.report.sections.reward_audit import audit_rollouts, render
-from tests.conftest import ROOT
+from tests.conftest import ROOT, write_run
 
 TASK = OmegaConf.to_container(OmegaConf.load(ROOT / "harness" / "conf" / "task" / "arithmetic.yaml"))
 
 
 def make_run(sweep: Path, objective: str, seed: int, rollouts: list[tuple[str, str]] | None) -> Path:
     """A done run dir with the task config and, for RL runs, ``correct_rollouts.jsonl`` of (prompt id, text)."""
-    overrides = [f"objective={objective}", f"seed={seed}"]
-    job = sweep / job_dir_name(overrides)
-    (job / ".hydra").mkdir(parents=True)
-    cfg = {"seed": seed, "adapter": {"name": "full"}, "objective": {"name": objective}, "task": TASK}
-    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
-    (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(
-        {"hydra": {"runtime": {"choices": {"adapter": "full", "objective": objective}}}}))
-    (job / "run.json").write_text(json.dumps({"status": "done", "seed": seed}))
-    if rollouts is not None:
-        (job / "correct_rollouts.jsonl").write_text("".join(
-            json.dumps({"prompt_id": pid, "step": i, "ids": [1, 2], "text": text}) + "\n"
-            for i, (pid, text) in enumerate(rollouts)))
-    return job
+    files = {"correct_rollouts.jsonl": "".join(json.dumps({"prompt_id": pid, "step": i, "ids": [1, 2], "text": text})
+                                               + "\n" for i, (pid, text) in enumerate(rollouts))} if rollouts is not None else {}
+    return write_run(sweep, ["adapter=full", f"objective={objective}", f"seed={seed}"], cfg={"task": TASK},
+                     files=files)
 
 
 def test_reward_audit_counts_and_lists_the_findings(tmp_path):

@@ -1,4 +1,4 @@
-"""The run artifact contract reader (harness.analysis.sweep), job directory names, and the import graph."""
+"""The run artifact contract reader (harness.analysis.sweep), job directory names, and the tables it feeds."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from harness.analysis.sweep import load_sweep, per_run
 from harness.core.overrides import MAX_READABLE, job_dir_name
@@ -14,28 +13,18 @@ from harness.report.base import Context
 from harness.report.sections.accuracy import accuracy_table
 from harness.report.sections.consistency import table3
 from harness.report.sections.geometry import table1
+from tests.conftest import write_run
 
 
 def make_run(sweep: Path, overrides: list[str], status: str = "done", eval_id: float | None = None,
              base_id: float = 0.5, parameters: dict | None = None) -> Path:
-    """A run dir as harness.launch.run writes it: .hydra/{overrides,config,hydra}.yaml, run.json, eval.json."""
-    job = sweep / job_dir_name(overrides)
-    (job / ".hydra").mkdir(parents=True)
-    ov = dict(o.split("=", 1) for o in overrides)
-    choices = {"adapter": ov.get("adapter", "lora"), "objective": ov.get("objective", "sft"), "model": "tiny",
-               "task": "arithmetic"}
-    cfg = {"seed": int(ov.get("seed", 0)), "adapter": {"name": choices["adapter"], "r": 8},
-           "objective": {"name": choices["objective"], "steps": 2}, "store_dtype": "float32"}
-    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
-    (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
-    (job / "run.json").write_text(json.dumps({"status": status, "reason": None if status == "done" else "boom",
-                                              "seed": cfg["seed"], **({"parameters": parameters} if parameters else {})}))
-    if eval_id is not None:
-        (job / "eval.json").write_text(json.dumps({"tasks": {"id": {
-            "split": "id", "accuracy": eval_id, "n": 10, "base_accuracy": base_id,
-            "delta": eval_id - base_id}}}))
-    return job
+    """A run dir (:func:`tests.conftest.write_run`) with its status and, when given, eval.json's id task."""
+    record = {"status": status, "reason": None if status == "done" else "boom",
+              **({"parameters": parameters} if parameters else {})}
+    files = {"eval.json": {"tasks": {"id": {"split": "id", "accuracy": eval_id, "n": 10, "base_accuracy": base_id,
+                                            "delta": eval_id - base_id}}}} if eval_id is not None else {}
+    return write_run(sweep, overrides, cfg={"adapter": {"r": 8}, "objective": {"steps": 2}, "store_dtype": "float32"},
+                     choices={"model": "tiny", "task": "arithmetic"}, record=record, files=files)
 
 
 # --- job directory names ---------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ writes, read by the real readers), where a claim holds, fails, or is underpowere
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +13,7 @@ import yaml
 from harness.analysis.sweep import load_sweep
 from harness.claims import CLAIMS, CONTRADICTED, INCONCLUSIVE, SUPPORTED, judge_all, ordered
 from harness.claims.base import Part, judge
-from harness.core.overrides import job_dir_name
-from tests.conftest import ROOT, compose
+from tests.conftest import ROOT, compose, write_run
 
 LR = {"full": {"sft": 2e-5, "rlvr": 1e-5}, "lora": {"sft": 2e-4, "rlvr": 1e-4}}
 
@@ -23,30 +21,20 @@ LR = {"full": {"sft": 2e-5, "rlvr": 1e-5}, "lora": {"sft": 2e-4, "rlvr": 1e-4}}
 def make_run(sweep: Path, adapter: str, objective: str, seed: int, extra: tuple[str, ...] = (), r: int = 8,
              geo: dict | None = None, acc: float | None = None, ood: float | None = None, files: dict | None = None,
              task: str | None = None):
-    """A done run dir as harness.launch.run writes it: .hydra/{overrides,config,hydra}.yaml, run.json, and the given
-    artifacts (geometry_summary.json whole_model, eval.json id/ood tasks, any other file by name)."""
-    overrides = [f"adapter={adapter}", f"objective={objective}", f"seed={seed}", *extra]
-    job = sweep / job_dir_name(overrides)
-    (job / ".hydra").mkdir(parents=True)
-    cfg = {"seed": seed, "adapter": {"name": adapter, "r": r, "lr": LR.get(adapter, LR["full"])},
-           "objective": {"name": objective, "steps": 2, "lr": None}, "model": {"dtype": "float32"}}
-    if task:
-        cfg["task"] = {"name": task}
-    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
-    choices = {"adapter": adapter, "objective": objective}
-    (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
-    (job / "run.json").write_text(json.dumps({"status": "done", "reason": None, "seed": seed}))
+    """A done run dir (:func:`tests.conftest.write_run`) with the given artifacts (geometry_summary.json
+    whole_model, eval.json id/ood tasks, any other file by name)."""
+    files = dict(files or {})
     if geo is not None:
-        (job / "geometry_summary.json").write_text(json.dumps({"whole_model": {"rel_update": 1e-3, **geo}}))
+        files["geometry_summary.json"] = {"whole_model": {"rel_update": 1e-3, **geo}}
     if acc is not None:
         tasks = {"id": {"split": "id", "accuracy": acc, "base_accuracy": 0.4, "delta": acc - 0.4}}
         if ood is not None:
             tasks["ood_x"] = {"split": "ood", "accuracy": 0.5 + ood, "base_accuracy": 0.5, "delta": ood}
-        (job / "eval.json").write_text(json.dumps({"tasks": tasks}))
-    for name, content in (files or {}).items():
-        (job / name).write_text(content if isinstance(content, str) else json.dumps(content))
-    return job
+        files["eval.json"] = {"tasks": tasks}
+    cfg = {"adapter": {"r": r, "lr": LR.get(adapter, LR["full"])}, "objective": {"steps": 2, "lr": None},
+           "model": {"dtype": "float32"}, **({"task": {"name": task}} if task else {})}
+    return write_run(sweep, [f"adapter={adapter}", f"objective={objective}", f"seed={seed}", *extra], cfg=cfg,
+                     files=files)
 
 
 def verdict(sweep: Path, claim: str) -> tuple[str, str]:
