@@ -45,7 +45,10 @@ def settings_of(cfg: DictConfig) -> dict:
 
 def changed_settings(stored: dict | None, now: dict) -> list[str]:
     """Dotted keys whose value differs between a run's stored settings and ``now`` (empty when nothing was
-    stored: a run from before settings were recorded)."""
+    stored: a run from before settings were recorded). A key the run predates, now at its default in the config
+    tree (:func:`harness.core.config.key_defaults`), is no change: the run used that value."""
+    from harness.core.config import key_defaults
+
     if not stored:
         return []
 
@@ -56,7 +59,9 @@ def changed_settings(stored: dict | None, now: dict) -> list[str]:
         return out
 
     a, b = flat(stored), flat(now)
-    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    defaults = key_defaults()
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k)
+                  and not (k not in a and b[k] in defaults.get(k, [])))
 
 
 def read_run(job_dir: Path) -> dict | None:

@@ -31,6 +31,7 @@ from harness.analysis.geometry.analyze_run import (  # noqa: E402
 )
 from harness.analysis.geometry.metrics import TOPK_METHODS, Settings  # noqa: E402
 from harness.launch.cli import ArgumentError, split_options  # noqa: E402
+from harness.launch.validate import DEVICE  # noqa: E402
 
 BOOL = {"true": True, "false": False}
 
@@ -47,7 +48,7 @@ OPTIONS: dict[str, str] = {
     "topk": f"top-k vectors of W1: {' | '.join(TOPK_METHODS)} (default exact)",
     "matrix": "matrix whose spectrum is plotted (default: the one that drifted most)",
     "embeddings": "also analyze embedding / lm_head updates: true | false",
-    "device": "auto | cpu | cuda (default cpu): where the decompositions run",
+    "device": "auto | cpu | cuda | cuda:<n> | mps (default cpu): where the decompositions run",
     "workers": "batches of matrices analysed at once on the CPU, each with cores/workers threads (default: "
                "min(2, cores)); memory grows with it",
     "force": "recompute analyses already stored with the same settings: true | false",
@@ -130,7 +131,9 @@ def settings_from(opts: dict[str, str]) -> Settings:
     if "topk" in opts:
         kw["topk"] = choose("topk", opts["topk"], TOPK_METHODS)
     if "device" in opts:
-        kw["device"] = choose("device", opts["device"], ("auto", "cpu", "cuda"))
+        if not DEVICE.ok(opts["device"]):  # the device rule of a run's model.device: one set of devices
+            raise OptionError(f"error: bad device {opts['device']!r}; valid: {DEVICE.valid}")
+        kw["device"] = opts["device"]
     if "embeddings" in opts:
         kw["embeddings"] = BOOL[choose("embeddings", opts["embeddings"], tuple(BOOL))]
     if "matrix" in opts:

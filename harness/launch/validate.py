@@ -3,8 +3,9 @@ valid (the same treatment as a bad name), so a bad setting never starts a run th
 
 Two passes over each composed job config:
 
-1. :data:`RULES`, a table of key -> rule (types, ranges, choices) plus a few cross-key checks; imports nothing
-   heavy, so a typo is reported at once;
+1. each key's type, from the config tree itself (:func:`harness.core.config.key_types`: the type of its default
+   in the YAMLs), then :data:`RULES`, a table of key -> range or choice, plus a few cross-key checks; imports
+   nothing heavy, so a typo is reported at once;
 2. the plug-ins the config names (model source, task kind, objective, adapter), each looked up in its registry
    and asked to check its own settings (a JSONL task's file must exist and parse; an ``hf`` model's
    ``name_or_path`` must be a local checkpoint or a hub id). This imports the plug-in modules (TRL for the
@@ -24,6 +25,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from harness.core.config import key_types
 from harness.core.dist import per_device, world_size
 from harness.core.registry import BadValue, UnknownName
 from harness.data.sampling import SAMPLERS
@@ -81,7 +83,6 @@ def one_of(*values: Any) -> Rule:
     return Rule(lambda v: v in values, " | ".join(map(str, values)))
 
 
-BOOL = Rule(lambda v: isinstance(v, bool), "true | false")
 NAME = Rule(lambda v: isinstance(v, str) and bool(v) and "/" not in v, "a non-empty name without '/'")
 STRINGS = Rule(lambda v: isinstance(v, list | ListConfig) and all(isinstance(x, str) for x in v),
                "a list of strings")
@@ -131,17 +132,14 @@ def _sparse(cfg: DictConfig) -> bool:
 
 
 #: (key, rule, when): the rule applies where the key exists (and ``when(cfg)`` holds); ``a.*`` is each child.
+#: Ranges and choices only: a key's type comes from its default (:func:`check_types`).
 RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("name", NAME, None),
     ("seed", integer(0, 2**32 - 1), None),  # numpy's seed range (TRL seeds numpy with it)
     ("store_dtype", one_of(*DTYPE_NAMES), None),
-    ("analyze_embeddings", BOOL, None),
-    ("force", BOOL, None),
-    ("save_model", BOOL, None),
     ("max_local_jobs", integer(1, null=True), None),
     ("run_objectives", OBJECTIVES, None),
     ("dist.timeout_s", number(0, lo_open=True), None),
-    ("dist.fsdp", BOOL, None),
     ("fault.rank", integer(0, null=True), None),
     ("fault.stage", one_of("start", "train", "end"), None),
     ("fault.job", Rule(lambda v: v is None or isinstance(v, str) or STRINGS.ok(v), "a text, a list of texts or null"),
@@ -149,7 +147,6 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     # model
     ("model.dtype", one_of(*DTYPE_NAMES), None),
     ("model.device", DEVICE, None),
-    ("model.warmup.enabled", BOOL, None),
     ("model.warmup.steps", integer(1), _warmup_on),
     ("model.warmup.batch_size", integer(1), _warmup_on),
     ("model.warmup.lr", number(0, lo_open=True), _warmup_on),
@@ -188,37 +185,27 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("objective.grad_accum", integer(1), None),
     ("objective.loss_type", one_of(*LOSS_TYPES), None),
     ("objective.scale_rewards", one_of("group", "batch", "none", True, False), None),
-    ("objective.normalize_advantages", BOOL, None),  # rloo
-    ("objective.bf16_autocast", BOOL, None),
-    ("objective.gradient_checkpointing", BOOL, None),
-    ("objective.use_vllm", BOOL, None),
     ("objective.sampler", one_of(*SAMPLERS), None),
     ("objective.vllm_mode", one_of("colocate", "server"), None),
     # eval
-    ("eval.enabled", BOOL, None),
     ("eval.limit", integer(1, null=True), None),
-    ("eval.in_distribution", BOOL, None),
     ("eval.max_gen_toks", integer(1), None),
     ("eval.until", STRINGS, None),
     ("eval.batch_size", integer(1), None),
     ("eval.tasks", STRINGS, None),
     # eNTK
-    ("entk.enabled", BOOL, None),
     ("entk.n_probe", integer(1), None),
     ("entk.k", integer(1), None),
     ("entk.batch_size", integer(1), None),
     # pass rates
-    ("passrate.enabled", BOOL, None),
     ("passrate.k", integer(1), None),
     ("passrate.temperature", number(0, lo_open=True), None),
     ("passrate.max_new_tokens", integer(1), None),
     ("passrate.batch_size", integer(1), None),
     ("passrate.seed", integer(0), None),
-    ("passrate.start_seeded", BOOL, None),
     ("passrate.splits", Rule(lambda v: STRINGS.ok(v) and bool(v) and set(v) <= {"train", "test"},
                              "a non-empty list of train | test"), None),
     ("passrate.tau", number(0, 1), None),
-    ("passrate.grad_sim.enabled", BOOL, None),
     ("passrate.grad_sim.max_rollouts", integer(1), None),
     ("passrate.grad_sim.at", one_of("base", "end"), None),
     ("passrate.grad_sim.n_perm", integer(1), None),
@@ -227,14 +214,12 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("passrate.grad_sim.params", one_of("matrices", "all"), None),
     ("passrate.grad_sim.n_boot", integer(1), None),
     # pass@k curves (harness/measure/passk.py) and KL to the base (harness/measure/kl.py)
-    ("passk.enabled", BOOL, None),
     ("passk.n", integer(1), None),
     ("passk.temperature", number(0, lo_open=True), None),
     ("passk.max_new_tokens", integer(1), None),
     ("passk.n_prompts", integer(1), None),
     ("passk.batch_size", integer(1), None),
     ("passk.seed", integer(0), None),
-    ("kl.enabled", BOOL, None),
     ("kl.n_prompts", integer(1), None),
     ("kl.samples", integer(1), None),
     ("kl.max_new_tokens", integer(1), None),
@@ -245,7 +230,6 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("objective.heldout_every", integer(0), None),
     ("objective.heldout_n", integer(1), None),
     # prompt filter (harness/train/prompt_filter.py)
-    ("prompt_filter.enabled", BOOL, None),
     ("prompt_filter.k", integer(1), None),
     ("prompt_filter.temperature", number(0, lo_open=True), None),
     ("prompt_filter.lo", number(0, 1), None),
@@ -257,7 +241,6 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("logger.backend", one_of("wandb", "none"), None),
     ("logger.mode", one_of("offline", "online", "disabled"), lambda c: c.logger.get("backend") == "wandb"),
     ("logger.project", WANDB_PROJECT, lambda c: c.logger.get("backend") == "wandb"),
-    ("report.on_sweep_end", BOOL, None),
 ]
 
 _ABSENT = object()
@@ -280,11 +263,48 @@ def _plain(v: Any) -> Any:
     return OmegaConf.to_container(v) if isinstance(v, DictConfig | ListConfig) else v
 
 
+TYPE_WORDS = {bool: "true | false", int: "an integer", float: "a number", str: "a text", list: "a list",
+              dict: "a mapping"}
+
+
+def _is_type(value: Any, kind: type) -> bool:
+    if kind is float:
+        return _is_num(value)
+    if kind is int:
+        return _is_int(value)
+    if kind is list:
+        return isinstance(value, list | ListConfig)
+    if kind is dict:
+        return isinstance(value, dict | DictConfig)
+    return isinstance(value, kind)
+
+
+def _ruled(key: str) -> bool:
+    return any(r == key or (r.endswith(".*") and key.startswith(r[:-1])) for r, _, _ in RULES)
+
+
+def check_types(cfg: DictConfig, missing: set[str]) -> Iterator[BadValue]:
+    """Each key the config tree defines holds a value of its default's type (a key with a row in :data:`RULES`
+    is checked there, more strictly; a key only ever null has no type to check)."""
+    for key, types in key_types().items():
+        kinds = [k for k in types if k is not type(None)]
+        if not kinds or key in missing or _ruled(key) or ".peft_config." in key:  # peft checks its own (pass 2)
+            continue
+        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+        if value is _ABSENT or (value is None and type(None) in types):
+            continue
+        if not any(_is_type(value, k) for k in kinds):
+            words = " | ".join(dict.fromkeys(TYPE_WORDS[k] for k in kinds if k in TYPE_WORDS))
+            yield BadValue(key, _plain(value), words + (" or null" if type(None) in types else ""))
+
+
 def check_rules(cfg: DictConfig) -> Iterator[BadValue]:
-    """Pass 1: the table, then the checks across keys. Cheap: no model, no heavy import."""
-    for key in OmegaConf.missing_keys(cfg):
+    """Pass 1: the types, the table, then the checks across keys. Cheap: no model, no heavy import."""
+    missing = set(OmegaConf.missing_keys(cfg))
+    for key in missing:
         if key != "task.path":  # the task kind names what that file must be (pass 2)
             yield BadValue(key, "???", "a value (the config leaves it to you)")
+    yield from check_types(cfg, missing)
     for key, rule, when in RULES:
         if when is not None and not when(cfg):
             continue

@@ -163,10 +163,12 @@ def base_gram(model_cfg: DictConfig, base: Path | str, examples: list, batch_siz
 @measurement("entk", "entk.json", order=30)
 def entk_for_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base) -> dict[str, float]:
     """Gram at the base (once per base, :func:`base_gram`) and after the run; writes ``entk.json``."""
-    ec = cfg.entk
-    examples = task.test[: ec.n_probe]  # a fixed probe set: the first N held-out prompts
-    k0 = base_gram(cfg.model, base, examples, ec.batch_size, str(next(merged.parameters()).device))
-    k1 = entk_gram(plain_copy(merged), tok, examples, ec.batch_size)
-    out = compare_grams(k0, k1, ec.k)
+    from harness.core.config import block
+
+    ec = block(cfg, "entk")
+    examples = task.test[: ec["n_probe"]]  # a fixed probe set: the first N held-out prompts
+    k0 = base_gram(cfg.model, base, examples, ec["batch_size"], str(next(merged.parameters()).device))
+    k1 = entk_gram(plain_copy(merged), tok, examples, ec["batch_size"])
+    out = compare_grams(k0, k1, ec["k"])
     out["entk_n_probe"] = len(examples)
     return write_artifact(job_dir, "entk.json", out, out)

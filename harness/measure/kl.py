@@ -92,13 +92,13 @@ def sequence_kls(base, tuned, prompts: list[list[int]], completions: list[list[i
 
 def settings(cfg) -> dict:
     """The ``kl`` block's settings."""
-    k = cfg.kl
-    sample_from = str(k.get("sample_from", "base"))
-    if sample_from not in SAMPLE_FROM:
-        raise ValueError(f"kl.sample_from must be one of {SAMPLE_FROM}, got {sample_from!r}")
-    return {"n_prompts": int(k.n_prompts), "samples": int(k.samples), "max_new_tokens": int(k.max_new_tokens),
-            "temperature": float(k.temperature), "sample_from": sample_from,
-            "batch_size": int(k.get("batch_size", 16)), "seed": int(k.get("seed", 0))}
+    from harness.core.config import block
+
+    k = block(cfg, "kl")
+    if k["sample_from"] not in SAMPLE_FROM:
+        raise ValueError(f"kl.sample_from must be one of {SAMPLE_FROM}, got {k['sample_from']!r}")
+    return {key: k[key] for key in ("n_prompts", "samples", "max_new_tokens", "temperature", "sample_from",
+                                    "batch_size", "seed")}
 
 
 def _sample(model, tok, examples, s: dict, desc: str) -> dict[str, list[list[int]]]:

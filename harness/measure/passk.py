@@ -89,9 +89,10 @@ def group_curves(prompts: Sequence[dict], n: int) -> dict[str, dict]:
 
 def settings(cfg) -> dict:
     """Sampling settings of pass@k (``passk`` block)."""
-    p = cfg.passk
-    return {"n": int(p.n), "temperature": float(p.temperature), "max_new_tokens": int(p.max_new_tokens),
-            "n_prompts": int(p.n_prompts), "batch_size": int(p.get("batch_size", 64)), "seed": int(p.get("seed", 0))}
+    from harness.core.config import block
+
+    p = block(cfg, "passk")
+    return {k: p[k] for k in ("n", "temperature", "max_new_tokens", "n_prompts", "batch_size", "seed")}
 
 
 def correct_counts(model, tok, task, examples, s: dict, desc: str) -> dict[str, int]:

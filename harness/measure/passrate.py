@@ -21,6 +21,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from harness.core.config import block
 from harness.core.store import atomic_path
 from harness.data.sampling import sample_completions
 from harness.measure.base import cached_on_base, measurement, write_artifact
@@ -37,25 +38,21 @@ PROMPTS_COLUMNS = ["prompt_id", "split", "group", "pass_start", "pass_end", "k",
 def _settings(cfg: DictConfig) -> dict:
     """Sampling settings of pass@1. ``seed`` is the run's seed with ``passrate.start_seeded``, else
     ``passrate.seed`` (one start for every run of the sweep)."""
-    pr = cfg.passrate
-    seeded = bool(pr.get("start_seeded", False))
-    return {"k": int(pr.get("k", 8)), "temperature": float(pr.get("temperature", 0.7)),
-            "max_new_tokens": int(pr.get("max_new_tokens", 16)), "batch_size": int(pr.get("batch_size", 64)),
-            "seed": int(cfg.get("seed", 0)) if seeded else int(pr.get("seed", 0)), "seeded": seeded,
-            "splits": list(pr.get("splits", ["train", "test"]))}
+    pr = block(cfg, "passrate")
+    seeded = pr["start_seeded"]
+    return {"k": pr["k"], "temperature": pr["temperature"], "max_new_tokens": pr["max_new_tokens"],
+            "batch_size": pr["batch_size"], "seed": int(cfg.seed) if seeded else pr["seed"], "seeded": seeded,
+            "splits": list(pr["splits"])}
 
 
 GRAD_AT = ("base", "end")
 
 
 def _grad_settings(cfg: DictConfig) -> dict:
-    g = cfg.passrate.get("grad_sim") or {}
-    at = str(g.get("at", "base"))
-    if at not in GRAD_AT:
-        raise ValueError(f"passrate.grad_sim.at must be one of {GRAD_AT}, got {at!r}")
-    return {"enabled": bool(g.get("enabled", True)), "max_rollouts": int(g.get("max_rollouts", 4)),
-            "dim": int(g.get("dim", 4096)), "seed": int(g.get("seed", 0)), "params": str(g.get("params", "matrices")),
-            "at": at}
+    g = block(cfg, "passrate")["grad_sim"]
+    if g["at"] not in GRAD_AT:
+        raise ValueError(f"passrate.grad_sim.at must be one of {GRAD_AT}, got {g['at']!r}")
+    return {k: g[k] for k in ("enabled", "max_rollouts", "dim", "seed", "params", "at")}
 
 
 def _examples(task, splits: list[str]) -> list[tuple[str, object]]:
@@ -155,7 +152,7 @@ def passrates_for_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base) -
 
     job_dir = Path(job_dir)
     s, g = _settings(cfg), _grad_settings(cfg)
-    tau = float(cfg.passrate.get("tau", 0.1))
+    tau = block(cfg, "passrate")["tau"]
     objective = cfg.objective.name
     loader = _Base(cfg, base)
     timings: dict[str, float] = {}

@@ -21,10 +21,11 @@ from harness.core.store import once_per_base
 
 
 def settings(cfg: DictConfig) -> dict[str, Any]:
-    f = cfg.prompt_filter
-    return {"k": int(f.k), "temperature": float(f.temperature), "lo": float(f.lo), "hi": float(f.hi),
-            "max_new_tokens": int(f.max_new_tokens), "batch_size": int(f.get("batch_size", 64)),
-            "seed": int(f.get("seed", 0))}
+    """The ``prompt_filter`` block (what the cached base pass rates depend on, besides the base and the task)."""
+    from harness.core.config import block
+
+    f = block(cfg, "prompt_filter")
+    return {k: f[k] for k in ("k", "temperature", "lo", "hi", "max_new_tokens", "batch_size", "seed")}
 
 
 def base_pass_rates(cfg: DictConfig, task, base, device: str) -> dict[str, float]:

@@ -146,6 +146,7 @@ def test_checkpoint_pair(tmp_path, monkeypatch, capsys) -> None:
     (["{sweep}", "colour=red"], "colour"),
     (["base=no_such_model", "tuned=tiny"], "no_such_model"),
     (["{sweep}", "matrix=model.layers.0.self_attn.q_prj.weight"], "q_prj"),
+    (["{sweep}", "device=gpu"], "cuda:<n> | mps"),  # the same devices a run's model.device accepts
 ])
 def test_bad_input_exits_2_with_one_line(sweep: Path, argv: list[str], value: str, capsys) -> None:
     with pytest.raises(SystemExit) as exc:

@@ -98,7 +98,10 @@ def errors(*overrides: str, multirun: bool = False) -> list[str]:
     ("passrate.tau=2", "passrate.tau 2"),
     ("prompt_filter.k=0", "prompt_filter.k 0"),
     ("prompt_filter.hi=0", "prompt_filter.lo 0.0"),  # lo must stay below hi
-    ("force=maybe", "force 'maybe'"),
+    ("force=maybe", "force 'maybe'"),  # no row in RULES: its type is its default's (a bool)
+    ("kl.enabled=3", "kl.enabled 3"),
+    ("passrate.splits=train", "passrate.splits 'train'"),
+    ("objective.grad_accum=0", "objective.grad_accum 0"),
     ("name=a/b", "name 'a/b'"),
     ("logger.project=a/b", "logger.project 'a/b'"),
     ("run_objectives=[rlvr,ppo]", "run_objectives ['rlvr', 'ppo']"),
@@ -222,3 +225,36 @@ def test_valid_adapter_settings_pass():
                       "adapter.init=pissa_niter_4"], ["adapter=lora", "adapter.init=olora"], ["adapter=oft"],
                       ["adapter=fourierft"], ["adapter=sparse", "adapter.target_modules=[q_proj]"]):
         assert errors("model=tiny", *overrides) == [], overrides
+
+
+# --- one schema: types and defaults from the config tree itself -------------------------------------------------
+
+
+def test_every_rule_names_a_key_the_config_tree_defines():
+    """A key renamed in a YAML (or a rule with a typo) would silently lose its check: it fails here instead."""
+    from harness.core.config import key_types
+    from harness.launch.validate import RULES
+
+    keys = key_types()
+    orphans = [k for k, _, _ in RULES
+               if not (k in keys or (k.endswith(".*") and any(x.startswith(k[:-1]) for x in keys)))]
+    assert orphans == []
+
+
+def test_a_renamed_key_is_caught(monkeypatch):
+    """The check above is not vacuous: with passk.n_prompts renamed in the tree, its rule is an orphan."""
+    from harness.core import config
+
+    renamed = {("passk.prompts" if k == "passk.n_prompts" else k): v for k, v in config.key_types().items()}
+    monkeypatch.setattr(config, "key_types", lambda: renamed)
+    with pytest.raises(AssertionError):
+        test_every_rule_names_a_key_the_config_tree_defines()
+
+
+def test_types_come_from_the_defaults():
+    """A key without a row in RULES is checked against its default's type, with the same one-line error."""
+    (line,) = errors("model=tiny", "save_model=yes")
+    assert line == "error: bad save_model 'yes'; valid: true | false"
+    (line,) = errors("model=tiny", "eval.until=stop")  # a list in the YAML
+    assert "eval.until 'stop'" in line
+    assert errors("model=tiny", "passk.temperature=1") == []  # an integer where the default is a float is a number

@@ -70,7 +70,10 @@ def warn(run: str, reason: str) -> None:
 
 
 def resolve_device(device: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    """``auto``: the GPU when there is one, else the CPU (the rule of a run's ``model.device``)."""
+    from harness.core.dist import device as rank_device
+
+    return rank_device(device)
 
 
 def analyzed_names(base: Checkpoint, delta: RunDelta | PairDelta, settings: Settings) -> list[str]:
