@@ -2,8 +2,8 @@
 ``python -m harness.analyze base=<dir | model name | hub id> tuned=<...> [out=<dir>]``, or a study of released
 checkpoint pairs: ``python -m harness.analyze pairs=<study.yaml> [out=<dir>]`` (:mod:`harness.analysis.pairs`).
 
-For a run or sweep, every entry of :data:`SECTIONS` is called with the directory and the text it returns is
-printed (geometry first; other analyses append their section). Options (``key=value``) are listed in
+For a run or sweep the geometry is analysed and printed; on a sweep, so are the report sections registered with
+``console=True`` (:func:`harness.report.base.section`: accuracy, unlearnability). Options (``key=value``) are listed in
 :data:`OPTIONS`; a section reads its own from :data:`CONTEXT` ``["options"]``. A bad option or path prints
 one line naming the value and the valid choices, and exits 2.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # as in harness.launch.run: no hub access unless asked for
@@ -66,24 +65,16 @@ def geometry_section(target: Path) -> str | None:
     return analyze_sweep(target, settings, force)
 
 
-def accuracy(target: Path) -> str | None:
+def report_sections(target: Path) -> list[str]:
+    """The report sections registered with ``console=True`` (accuracy, unlearnability, ...), on a sweep."""
     from harness.analysis.sweep import load_sweep
-    from harness.report.base import Context, markdown
-    from harness.report.sections.accuracy import accuracy_table
+    from harness.report.base import Context, ordered
 
     if is_run_dir(target):
-        return None
-    table = accuracy_table(Context(load_sweep(target), target / "report"))
-    return None if table is None else "accuracy (lm-eval; mean over seeds ± 95 % half-width, Δ vs base)\n" + markdown(table)
-
-
-def unlearnability(target: Path) -> str | None:
-    from harness.analysis.unlearn import unlearnability_section
-
-    return unlearnability_section(target)
-
-
-SECTIONS: list[Callable[[Path], str | None]] = [geometry_section, accuracy, unlearnability]
+        return []
+    ctx = Context(load_sweep(target), target / "report")
+    texts = [(s.title, s.render(ctx)) for s in ordered() if s.console]
+    return [f"## {title}\n\n{text}" if title else text for title, text in texts if text]
 
 
 def fail(msg: str) -> None:
@@ -203,10 +194,9 @@ def run(argv: list[str]) -> None:
     if not is_run_dir(target) and not any(target.glob("*/.hydra/config.yaml")):
         raise OptionError(f"error: {str(target)!r} is neither a run dir (run.json, delta.safetensors) nor a "
                           "sweep dir (subdirs with .hydra/config.yaml)")
-    for section in SECTIONS:
-        text = section(target)
-        if text:
-            print(text, flush=True)
+    text = geometry_section(target)
+    for part in ([text] if text else []) + report_sections(target):
+        print(part, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -39,6 +39,7 @@ class Section:
     key: str
     title: str | None
     render: Callable[[Context], str | None]
+    console: bool = False  # also printed by ``harness analyze <sweep>``, after the geometry
 
 
 REGISTRY: Registry[Section] = Registry("report section", "harness.report.sections")
@@ -47,11 +48,12 @@ REGISTRY: Registry[Section] = Registry("report section", "harness.report.section
 NOT_DISTINGUISHABLE = "n.d."
 
 
-def section(order: int, key: str, title: str | None = None) -> Callable:
-    """Register a report section: ``@section(30, "table1", "Table 1 — ...")``."""
+def section(order: int, key: str, title: str | None = None, console: bool = False) -> Callable:
+    """Register a report section: ``@section(30, "table1", "Table 1 — ...")`` (``console``: the analyzer prints
+    it too, after a sweep's geometry)."""
 
     def deco(fn: Callable[[Context], str | None]) -> Callable[[Context], str | None]:
-        REGISTRY.register(key)(Section(order, key, title, fn))
+        REGISTRY.register(key)(Section(order, key, title, fn, console))
         return fn
 
     return deco

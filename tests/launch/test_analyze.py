@@ -116,11 +116,20 @@ def test_stored_analysis_reused_unless_settings_change(sweep: Path) -> None:
 
 
 def test_run_dir_and_sections(sweep: Path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr(analyze, "SECTIONS", [*analyze.SECTIONS, lambda d: f"extra section for {d.name}"])
+    """A report section registered with console=True (here from outside the package) is printed after a sweep's
+    geometry; a run dir prints its geometry alone."""
+    from harness.report.base import REGISTRY, Section, ordered
+
+    ordered()  # the package's own sections first
+    extra = Section(99, "extra", "Extra", lambda ctx: f"extra section for {ctx.sweep.path.name}", console=True)
+    monkeypatch.setitem(REGISTRY.entries, "extra", extra)
+    analyze.main([str(sweep)])
+    out = capsys.readouterr().out
+    assert f"## Extra\n\nextra section for {sweep.name}" in out and out.index("extra section") > out.index("full/sft/s0")
     run = sweep / "adapter=full,objective=sft"
     analyze.main([str(run), "k=4", "alpha=0.1", f"matrix={name(1, 'up')}"])
     out = capsys.readouterr().out
-    assert "full/sft/s0" in out and out.index("extra section") > out.index("full/sft/s0")
+    assert "full/sft/s0" in out and "extra section" not in out
     tag = settings_tag(Settings(ks=(4,), alpha=0.1))
     assert "angle_k4" in pd.read_csv(run / f"geometry{tag}.csv").columns
     assert (run / f"plots{tag}" / "geometry_spectrum.png").exists()

@@ -44,7 +44,7 @@ def accuracy_table(ctx: Context) -> pd.DataFrame | None:
     return pd.DataFrame(out)
 
 
-@section(40, "accuracy", "Downstream accuracy (lm-eval)")
+@section(40, "accuracy", "Downstream accuracy (lm-eval)", console=True)
 def render(ctx: Context) -> str | None:
     t = accuracy_table(ctx)
     if t is None:

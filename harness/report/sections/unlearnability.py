@@ -5,7 +5,7 @@ from __future__ import annotations
 from harness.report.base import Context, section
 
 
-@section(50, "table4_unlearnability", "Table 4 — unlearnability")
+@section(50, "table4_unlearnability", "Table 4 — unlearnability", console=True)
 def render(ctx: Context) -> str | None:
     from harness.analysis.unlearn import unlearnability_section
 
