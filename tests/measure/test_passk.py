@@ -90,8 +90,10 @@ N, PROMPTS, KL_SAMPLES = 8, 3, 2
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, harness_cache):
-    """One SFT step per seed on a single-digit task the warmed tiny model often answers, pass@k and KL on."""
+    """One SFT step per seed on a single-digit task the warmed tiny model often answers, pass@k and KL on:
+    (sweep dir, job dirs, the base caches the sweep added per kind: the session's cache holds other tests' too)."""
     work = tmp_path_factory.mktemp("passk_run")
+    before = {kind: set((harness_cache / kind).glob("*.json")) for kind in ("passk", "kl-samples")}
     write_digits(work / "digits.jsonl", 8)
     env = {**os.environ, "HARNESS_OUT": str(work / "out"), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "harness.launch.run", "-m", "model=tiny", "logger=none", "eval.enabled=false",
@@ -106,12 +108,13 @@ def sweep(tmp_path_factory, harness_cache):
     assert len(jobs) == 2
     for j in jobs:
         assert json.loads((j / "run.json").read_text())["status"] == "done", (j / "error.txt").read_text()
-    return work / "out" / "pk", jobs
+    added = {kind: set((harness_cache / kind).glob("*.json")) - old for kind, old in before.items()}
+    return work / "out" / "pk", jobs, added
 
 
 @pytest.mark.integration
-def test_run_writes_passk_json(sweep, harness_cache):
-    _, jobs = sweep
+def test_run_writes_passk_json(sweep):
+    _, jobs, added = sweep
     docs = [json.loads((j / "passk.json").read_text()) for j in jobs]
     for d in docs:
         assert d["k"] == list(range(1, N + 1)) and len(d["prompts"]) == PROMPTS
@@ -126,13 +129,13 @@ def test_run_writes_passk_json(sweep, harness_cache):
     # the base was sampled once: both seeds read the same cached counts
     assert docs[0]["base_key"] == docs[1]["base_key"]
     assert [p["c_base"] for p in docs[0]["prompts"]] == [p["c_base"] for p in docs[1]["prompts"]]
-    assert len(list((harness_cache / "passk").glob("*.json"))) == 1
+    assert len(added["passk"]) == 1
     assert sum(p["c_base"] for p in docs[0]["prompts"]) > 0  # the check above compared non-trivial counts
 
 
 @pytest.mark.integration
-def test_run_writes_kl_json(sweep, harness_cache):
-    _, jobs = sweep
+def test_run_writes_kl_json(sweep):
+    _, jobs, added = sweep
     for j in jobs:
         d = json.loads((j / "kl.json").read_text())
         assert d["samples_from"] == "base" and "BASE" in d["definition"]
@@ -141,7 +144,7 @@ def test_run_writes_kl_json(sweep, harness_cache):
         assert d["kl_forward"] > 1e-6 and d["kl_reverse"] > 1e-6
         assert d["kl_forward"] == pytest.approx(np.mean([p["forward"] for p in d["per_prompt"].values()]))
         assert d["kl_forward_per_token"] == pytest.approx(d["kl_forward"] * d["n_sequences"] / d["tokens"])
-    assert len(list((harness_cache / "kl-samples").glob("*.json"))) == 1
+    assert len(added["kl-samples"]) == 1
 
 
 @pytest.mark.integration
@@ -150,7 +153,7 @@ def test_report_sections(sweep):
     from harness.report.base import Context
     from harness.report.sections.passk_kl import render_kl, render_passk
 
-    path, _ = sweep
+    path, _, _ = sweep
     sw = load_sweep(path)
     ctx = Context(sw, path / "report")
     ctx.out_dir.mkdir(exist_ok=True)
