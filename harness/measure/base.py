@@ -30,7 +30,7 @@ class Measurement:
     run: Callable[..., Any]  # (cfg, job_dir, merged, tok, task, base) -> what it wrote (unused by the loop)
 
 
-REGISTRY: Registry[Measurement] = Registry("measurement", "harness.measure", skip=("base", "sampling"))
+REGISTRY: Registry[Measurement] = Registry("measurement", "harness.measure", skip=("base",))
 
 
 def measurement(name: str, artifact: str, order: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
