@@ -192,9 +192,10 @@ def plot_trajectory(summary: dict[str, Any], path: Path) -> Path:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     for d, p in summary["pulse"].items():
         ax1.plot(p["steps"], p["changed"], marker="o", ms=3, label=d)
+    if summary["pulse"]:
+        ax1.legend()
     ax1.set(xlabel="optimizer step", ylabel="share of stored values changed in the step",
             title="PULSE: per-step update density (1 − sparsity)", ylim=(0, 1.02))
-    ax1.legend()
     layers: dict[int, list[dict]] = {}
     for row in summary["per_matrix"].values():
         layers.setdefault(row["layer"], []).append(row)
