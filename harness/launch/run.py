@@ -156,6 +156,11 @@ def measure_run(cfg: DictConfig, job_dir: Path, rec: RunRecord, trained, adapter
         with rec.stage("trajectory"):
             summary = analyze_trajectory(job_dir, trajectory["fit_fraction"])
         rec.update(trajectory={k: summary[k] for k in ("kind", "snapshots", "storage_bytes", "whole")})
+        if trajectory["eval_extrapolated"]:
+            from harness.measure.extrapolated import evaluate_extrapolated
+
+            with rec.stage("trajectory_eval"):
+                evaluate_extrapolated(cfg, job_dir, merged, tok, task, base)
 
 
 def engine_of(cfg: DictConfig) -> str:

@@ -332,6 +332,12 @@ def _cross(cfg: DictConfig) -> Iterator[BadValue]:
     if _is_int(every) and every > 0 and OmegaConf.select(cfg, "dist.fsdp", default=False):
         yield BadValue("trajectory.every", every, "0 with dist.fsdp=true (snapshots need the whole model on one "
                                                   "process)")
+    tr = cfg.get("trajectory")
+    if tr is not None and tr.get("eval_extrapolated") is True and (tr.get("sketch") is True
+                                                                   or tr.get("analyze") is False):
+        yield BadValue("trajectory.eval_extrapolated", True, "false unless trajectory.sketch is false or auto and "
+                                                             "trajectory.analyze is true (the extrapolated ΔW needs "
+                                                             "full snapshots and the analysis)")
     ad, obj = cfg.get("adapter"), cfg.get("objective")
     if _sparse(cfg) and ad.get("criterion") == "non_principal":
         d, a = ad.get("density"), ad.get("alpha", 0.2)

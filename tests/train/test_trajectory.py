@@ -5,7 +5,6 @@ before launch, and a real few-step run through the CLI whose last snapshot is it
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import torch
@@ -150,13 +149,14 @@ def test_sharded_training_is_refused_before_launch():
 @pytest.mark.integration
 def test_cli_run_records_the_trajectory(tmp_path):
     """Three LoRA SFT steps with trajectory.every=1 beside the same run with trajectories off: the first writes a
-    snapshot per step whose last is delta.safetensors, one PULSE line per step, the summary and the PNG; the
-    second writes nothing of it and has no trajectory stage."""
+    snapshot per step whose last is delta.safetensors, one PULSE line per step, the summary, the PNG, and the
+    extrapolated model's accuracy on the run's eval prompts, paired with the trained model's; the second writes
+    nothing of it and has no trajectory stage."""
     write_digits(tmp_path / "digits.jsonl", 16)
-    r = run_cli("-m", "model=tiny", "logger=none", "name=tr", "eval.enabled=false", "entk.enabled=false",
+    r = run_cli("-m", "model=tiny", "logger=none", "name=tr", "eval.max_gen_toks=4", "entk.enabled=false",
                 "report.on_sweep_end=false", "task=jsonl", f"task.path={tmp_path / 'digits.jsonl'}",
                 "task.n_train=8", "task.n_test=4", "adapter=lora", "objective.steps=3", "++objective.lr=0.01",
-                "trajectory.every=0,1", out=tmp_path / "out", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+                "trajectory.every=0,1", "trajectory.eval_extrapolated=true", out=tmp_path / "out", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     assert r.returncode == 0, r.stderr[-3000:]
     jobs = {OmegaConf.load(p.parent / ".hydra" / "config.yaml").trajectory.every: p.parent
             for p in (tmp_path / "out" / "tr").glob("*/run.json")}
@@ -179,4 +179,8 @@ def test_cli_run_records_the_trajectory(tmp_path):
     assert (on / "trajectory.png").stat().st_size > 0 and (traj / "extrapolated.safetensors").exists()
     rec = json.loads((on / "run.json").read_text())
     assert rec["status"] == "done" and rec["trajectory"]["snapshots"] == 4 and "trajectory" in rec["timings"]
-    assert os.path.getsize(traj / "meta.json") > 0
+    assert (traj / "meta.json").stat().st_size > 0
+    ev, trained = (json.loads((on / f).read_text())["tasks"]["id"] for f in ("trajectory_eval.json", "eval.json"))
+    assert ev["accuracy_trained"] == trained["accuracy"] and set(ev["scores"]) == set(trained["scores"])
+    assert ev["accuracy_extrapolated"] == pytest.approx(sum(ev["scores"].values()) / len(ev["scores"]))
+    assert not (off / "trajectory_eval.json").exists()
