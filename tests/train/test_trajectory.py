@@ -5,6 +5,7 @@ before launch, and a real few-step run through the CLI whose last snapshot is it
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -184,3 +185,16 @@ def test_cli_run_records_the_trajectory(tmp_path):
     assert ev["accuracy_trained"] == trained["accuracy"] and set(ev["scores"]) == set(trained["scores"])
     assert ev["accuracy_extrapolated"] == pytest.approx(sum(ev["scores"].values()) / len(ev["scores"]))
     assert not (off / "trajectory_eval.json").exists()
+
+
+def test_bench_prints_costs_as_ratios_to_a_step(tiny_base, capsys):
+    """``harness bench trajectory`` on the tiny model: the PULSE figure and both snapshot kinds as ratios to an
+    optimizer step; a full snapshot holds 4 bytes per analyzed entry (73,728 on the tiny model) plus a header."""
+    from harness.launch import bench
+
+    bench.main(["trajectory", f"model={tiny_base}", "repeats=1"])
+    out = capsys.readouterr().out
+    assert "73,728 entries" in out and "PULSE figure" in out
+    full = re.search(r"snapshot, full .* ratio to a step (\S+) +(\S+) MB", out)
+    assert full and float(full.group(1)) > 0 and 0.2949 <= float(full.group(2)) <= 0.31
+    assert re.search(r"snapshot, sketch .* ratio to a step \S+ +\S+ MB", out)
