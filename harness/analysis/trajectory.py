@@ -125,7 +125,12 @@ def analyze_trajectory(job_dir: Path | str, fit_fraction: float = 0.5, plot: boo
         raise ValueError(f"{traj}: needs the step-0 snapshot and at least one more, found steps {list(files)}")
     steps = list(files)
     meta = json.loads((traj / "meta.json").read_text()) if (traj / "meta.json").exists() else {}
-    w = extrapolation_weights(steps, fit_fraction)
+    try:
+        w = extrapolation_weights(steps, fit_fraction)
+    except ValueError as exc:  # R² still stands; the extrapolation is reported as absent, with the reason
+        w, no_fit = torch.full((len(steps),), math.nan, dtype=torch.float64), str(exc)
+    else:
+        no_fit = None
     handles = [safe_open(str(p), framework="pt") for p in files.values()]
     kind = handles[-1].metadata().get("kind", "full") if handles[-1].metadata() else "full"
     names = sort_names(handles[-1].keys())
@@ -141,7 +146,7 @@ def analyze_trajectory(job_dir: Path | str, fit_fraction: float = 0.5, plot: boo
         entries += n
         layer, module = matrix_kind(name)
         per_matrix[name] = {"layer": layer, "module": module, **figures(g, steps, w, n)}
-        if kind == "full":
+        if kind == "full" and no_fit is None:
             extrapolated[name] = torch.einsum("k,k...->...", w, series.double()).float().contiguous()
     if extrapolated:
         save_file(extrapolated, str(traj / "extrapolated.safetensors"),
@@ -157,7 +162,7 @@ def analyze_trajectory(job_dir: Path | str, fit_fraction: float = 0.5, plot: boo
         "sparsity_seconds_per_step": (meta["sparsity_seconds"] / max(1, meta.get("max_steps", 1))
                                       if "sparsity_seconds" in meta else None),
         "whole": figures(whole, steps, w, entries), "pulse": pulse(traj), "per_matrix": per_matrix,
-        "extrapolated": "trajectory/extrapolated.safetensors" if extrapolated else None,
+        "extrapolated": "trajectory/extrapolated.safetensors" if extrapolated else None, "no_fit": no_fit,
         "definitions": {"r2_rank1": "sigma_1^2 / sum sigma^2 of the uncentred (snapshots x entries) matrix",
                         "r2_linear": "1 - sum_t |dW_t - (t/T) dW_T|^2 / sum_t |dW_t|^2",
                         "extrap_rel_err": "|T*beta - dW_T| / |dW_T|, beta = least squares dW_t ~ t*beta over "

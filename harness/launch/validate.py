@@ -333,6 +333,12 @@ def _cross(cfg: DictConfig) -> Iterator[BadValue]:
         yield BadValue("trajectory.every", every, "0 with dist.fsdp=true (snapshots need the whole model on one "
                                                   "process)")
     tr = cfg.get("trajectory")
+    steps = OmegaConf.select(cfg, "objective.steps", default=None)
+    frac = tr.get("fit_fraction") if tr is not None else None
+    if _is_int(every) and every > 0 and _is_int(steps) and _is_num(frac) and min(every, steps) > frac * steps:
+        yield BadValue("trajectory.every", every, f"an integer <= trajectory.fit_fraction x objective.steps = "
+                                                  f"{frac * steps:g}: the extrapolation fits on the snapshots up to "
+                                                  "there and needs one")
     if tr is not None and tr.get("eval_extrapolated") is True and (tr.get("sketch") is True
                                                                    or tr.get("analyze") is False):
         yield BadValue("trajectory.eval_extrapolated", True, "false unless trajectory.sketch is false or auto and "

@@ -101,9 +101,16 @@ def test_whole_model_sums_the_grams(tmp_path):
     assert w["extrap_rel_err"] == pytest.approx(1.0)
 
 
-def test_too_few_snapshots_to_fit_is_one_clear_error():
+def test_too_few_snapshots_to_fit_is_one_clear_error(tmp_path):
+    """No snapshot in the first half: the weights refuse with the reason; the analysis still gives both R² (one
+    moving snapshot: 1 and 1) and reports the extrapolation as absent, with that reason, writing no model."""
     with pytest.raises(ValueError, match="fit_fraction"):
         extrapolation_weights([0, 10], 0.5)
+    write_series(tmp_path, {0: {NAMES[0]: torch.zeros(2, 2)}, 10: {NAMES[0]: unit((2, 2), 0, 0)}})
+    s = analyze_trajectory(tmp_path, 0.5, plot=False)
+    assert s["whole"]["r2_rank1"] == 1.0 and s["whole"]["r2_linear"] == 1.0
+    assert math.isnan(s["whole"]["extrap_rel_err"]) and "fit_fraction" in s["no_fit"] and s["fit_steps"] == []
+    assert not (tmp_path / "trajectory" / "extrapolated.safetensors").exists()
 
 
 def test_pulse_summary(tmp_path):

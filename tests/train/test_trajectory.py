@@ -136,9 +136,11 @@ def test_sketch_keeps_squared_norms_on_average():
     ("trajectory.sketch=maybe", "trajectory.sketch 'maybe'"),
     ("trajectory.fit_fraction=1.0", "trajectory.fit_fraction 1.0"),
     ("trajectory.sketch_dim=0", "trajectory.sketch_dim 0"),
+    # 10 steps, a snapshot every 10: none in the first half to fit the extrapolation on
+    ("trajectory.every=10", "trajectory.every 10"),
 ])
 def test_bad_settings_are_refused_before_launch(override, needle):
-    errs = check_launch(["model=tiny", override], False, CONF)
+    errs = check_launch(["model=tiny", "objective.steps=10", override], False, CONF)
     assert any(needle in e for e in errs), errs
 
 
