@@ -43,6 +43,7 @@ from safetensors.torch import save_file
 
 from harness.analysis.geometry.sources import matrix_kind, sort_names
 from harness.core.store import atomic_savefig, atomic_write_json
+from harness.measure.base import scrub
 
 STEP_FILE = re.compile(r"step_(\d+)\.safetensors$")
 
@@ -148,6 +149,7 @@ def analyze_trajectory(job_dir: Path | str, fit_fraction: float = 0.5, plot: boo
         per_matrix[name] = {"layer": layer, "module": module, **figures(g, steps, w, n)}
         if kind == "full" and no_fit is None:
             extrapolated[name] = torch.einsum("k,k...->...", w, series.double()).float().contiguous()
+    (traj / "extrapolated.safetensors").unlink(missing_ok=True)  # never an earlier analysis's
     if extrapolated:
         save_file(extrapolated, str(traj / "extrapolated.safetensors"),
                   metadata={"fit_fraction": str(fit_fraction), "step": str(steps[-1]),
@@ -169,21 +171,10 @@ def analyze_trajectory(job_dir: Path | str, fit_fraction: float = 0.5, plot: boo
                                           "0 < t <= fit_fraction*T",
                         "pulse changed": "share of entries whose value cast to the dtype changed in the step"},
     }
-    atomic_write_json(job_dir / "trajectory_summary.json", _finite(summary))
+    atomic_write_json(job_dir / "trajectory_summary.json", scrub(summary))
     if plot:
         plot_trajectory(summary, job_dir / "trajectory.png")
     return summary
-
-
-def _finite(value: Any) -> Any:
-    """NaN as null (JSON has no NaN)."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def plot_trajectory(summary: dict[str, Any], path: Path) -> Path:

@@ -20,6 +20,7 @@ gather per step and are refused (the check before launch refuses ``dist.fsdp`` w
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,8 @@ class TrajectoryCallback(TrainerCallback):
         if any(isinstance(p, DTensor) or p.numel() == 0 for p in model.parameters()):
             raise ValueError("trajectory.every > 0 needs the whole model on one process: sharded engines (FSDP, "
                              "DeepSpeed ZeRO-3) are not supported; set trajectory.every=0")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.dir, ignore_errors=True)  # a rerun's snapshots must not mix with an earlier run's
+        self.dir.mkdir(parents=True)
         steps = snapshot_steps(state.max_steps, self.every)
         numel = sum(self.original[n].numel() for n in self.names)
         full_bytes = 4 * numel * len(steps)

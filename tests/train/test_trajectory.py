@@ -200,3 +200,12 @@ def test_bench_prints_costs_as_ratios_to_a_step(tiny_base, capsys):
     full = re.search(r"snapshot, full .* ratio to a step (\S+) +(\S+) MB", out)
     assert full and float(full.group(1)) > 0 and 0.2949 <= float(full.group(2)) <= 0.31
     assert re.search(r"snapshot, sketch .* ratio to a step \S+ +\S+ MB", out)
+
+
+def test_a_rerun_starts_a_fresh_trajectory(tmp_path, tiny_base):
+    """Snapshots of an earlier run in the same job dir (here step 7) are gone when the recorder starts again."""
+    adapter, model, names = full_model(tiny_base)
+    (tmp_path / "trajectory").mkdir()
+    (tmp_path / "trajectory" / "step_7.safetensors").write_bytes(b"old")
+    callback(tmp_path, adapter, model, names).on_train_begin(None, TrainerState(max_steps=2), None, model=model)
+    assert sorted(p.name for p in (tmp_path / "trajectory").glob("step_*")) == ["step_0.safetensors"]
