@@ -6,6 +6,7 @@
     harness bench stats [model=...] [repeats=R]
     harness bench pairs [shape=qwen2.5-0.5b | qwen2.5-1.5b] [layers=N]   (harness.analysis.pairs.bench)
     harness bench scorer [completions=FILE.jsonl | SWEEP_OR_RUN_DIR] [repeats=R]
+    harness bench trajectory [model=...] [adapter=full | lora | ...] [repeats=R]
 
 (``python -m harness.bench ...`` alike.)
 
@@ -27,6 +28,8 @@ real completions (default: ``tests/fixtures/smollm2_rollouts.jsonl``, rollouts o
 JSONL of ``text``/``answer`` rows, or a sweep or run dir: its eval samples and kept correct rollouts), beside
 math-verify alone (parse + verify) on the same completions; which final-answer rule decided each real
 completion; and every call over 1 s.
+``trajectory``: what ``trajectory.every`` adds, as ratios to one optimizer step of the same model (see
+:func:`bench_trajectory`).
 """
 
 from __future__ import annotations
@@ -391,7 +394,64 @@ def bench_scorer(completions: str | None = None, repeats: int = 3) -> str:
     ])
 
 
+def bench_trajectory(model: str = "smollm2-135m", adapter: str = "full", seed: int = 0, repeats: int = 3) -> str:
+    """What ``trajectory.every`` costs against one optimizer step of the same model (forward, backward and AdamW on
+    8 sequences of 32 tokens): the per-step PULSE figure (every step), a full fp32 snapshot and a sketched one
+    (each written to a temporary dir), best of ``repeats``, and the bytes each snapshot takes."""
+    from omegaconf import OmegaConf
+    from transformers import TrainerState
+
+    from harness.data.models import load_model
+    from harness.train.adapters import analyzed_weights, build_adapter
+    from harness.train.adapters.base import clone_state
+    from harness.train.trajectory import TrajectoryCallback
+
+    conf = CONF_DIR / "adapter" / f"{adapter}.yaml"
+    if not conf.exists():
+        valid = sorted(p.stem for p in (CONF_DIR / "adapter").glob("*.yaml"))
+        raise SystemExit(_fail(f"error: unknown adapter {adapter!r}; valid: {', '.join(valid)}"))
+    m, tok = load_model(resolve_model(model))
+    names = analyzed_weights(m.state_dict())
+    original = clone_state(m, names)
+    ad = build_adapter(OmegaConf.load(conf), seed=seed)
+    pm = ad.prepare(m)
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, int(m.config.vocab_size), (8, 32), generator=gen)
+    opt = torch.optim.AdamW([p for p in pm.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.0)
+
+    def step() -> None:
+        pm(input_ids=ids, labels=ids).loss.backward()
+        opt.step()
+        opt.zero_grad()
+
+    state = TrainerState(max_steps=10**6)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cbs = {kind: TrajectoryCallback(Path(tmp) / kind, ad, original, names, every=10**6,
+                                        dtypes=["float32", "bfloat16"], sketch=kind == "sketch", sketch_dim=64,
+                                        sketch_seed=seed, max_full_gb=2.0) for kind in ("full", "sketch")}
+        for cb in cbs.values():
+            cb.on_train_begin(None, state, None, model=pm)
+        step()  # warm-up
+        reps = max(1, repeats)
+        t_step = min(_timed(step)[0] for _ in range(reps))
+        t_pulse = min(_timed(lambda: cbs["full"].on_step_end(None, state, None, model=pm))[0] for _ in range(reps))
+        for kind, cb in cbs.items():
+            t = min(_timed(lambda c=cb: c._snapshot(pm, 1))[0] for _ in range(reps))
+            out[kind] = (t, cb.meta["snapshots"][-1]["bytes"])
+    n = sum(original[k].numel() for k in names)
+    lines = [f"trajectory bench: {model}, adapter {adapter}, {len(names)} matrices ({n:,} entries); torch threads "
+             f"{torch.get_num_threads()}, best of {max(1, repeats)}",
+             f"  optimizer step (8 x 32 tokens)     {t_step:8.3f} s",
+             f"  PULSE figure (fp32 + bf16)         {t_pulse:8.3f} s   ratio to a step {t_pulse / t_step:.2f}"]
+    for kind, (t, size) in out.items():
+        lines.append(f"  snapshot, {kind:<6}                  {t:8.3f} s   ratio to a step {t / t_step:.2f}   "
+                     f"{size / 1e6:9.2f} MB")
+    return "\n".join(lines)
+
+
 BENCHES: dict[str, Callable[[SimpleNamespace], str]] = {
+    "trajectory": lambda a: bench_trajectory(a.model, a.adapter, a.seed, a.repeats),
     "sampler": lambda a: bench_sampler(a.model, a.seed, a.repeats),
     "analyzer": lambda a: bench_analyzer(a.model, a.layers, a.seed),
     "null": lambda a: bench_null(a.model, a.layers, a.seed, a.repeats),
@@ -410,6 +470,7 @@ OPTIONS = {
     "shape": "pairs: the model shape the pair is built from (default qwen2.5-0.5b)",
     "completions": "scorer: real completions, a JSONL of text/answer rows or a sweep/run dir",
     "threads": "torch/BLAS threads (1 gives steadier timings on a shared machine)",
+    "adapter": "trajectory: the adapter whose ΔW is recorded (default full)",
 }
 
 
@@ -423,6 +484,7 @@ def parse(argv: list[str]) -> tuple[str, SimpleNamespace]:
         model=opts.get("model", "smollm2-135m"), layers=int_option(opts, "layers", None),
         seed=int_option(opts, "seed", 0, lo=0), repeats=int_option(opts, "repeats", 3),
         shape=opts.get("shape", "qwen2.5-0.5b"), completions=opts.get("completions"),
+        adapter=opts.get("adapter", "full"),
         threads=int_option(opts, "threads", None))
 
 

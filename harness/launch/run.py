@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from harness import CONF_DIR as PACKAGE_CONF  # noqa: E402
 from harness.core import dist  # noqa: E402
+from harness.core.config import block  # noqa: E402
 from harness.core.overrides import job_dir_name  # noqa: E402
 from harness.core.record import RunRecord, changed_settings, settings_of  # noqa: E402
 from harness.data import sampling  # noqa: E402
@@ -100,7 +101,10 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
     lr = float(obj.lr) if obj.get("lr") is not None else adapter.learning_rate(obj.get("adapter_lr") or obj.name)
     rec.update(lr=lr)
     label = f"{cfg.adapter.name}/{obj.name}/seed{cfg.seed}"
-    with rec.stage("train"), run_callbacks(*fault_callbacks(cfg)):
+    from harness.train.trajectory import trajectory_callbacks
+
+    recorders = trajectory_callbacks(cfg, adapter, original, names, job_dir)  # none when trajectory.every = 0
+    with rec.stage("train"), run_callbacks(*fault_callbacks(cfg), *recorders):
         trainer = train(obj.name, model=trained, tokenizer=tok, task=task, cfg=obj, lr=lr, seed=cfg.seed,
                         out_dir=job_dir, device=device, label=label)
     rec.update(steps=trainer.state.global_step, distributed=describe(trainer, obj))
@@ -145,6 +149,18 @@ def measure_run(cfg: DictConfig, job_dir: Path, rec: RunRecord, trained, adapter
     rec.update(delta_norm=float(sum(v.float().pow(2).sum() for v in delta.values()) ** 0.5))
     with sampling.engine(engine):
         run_measurements(cfg, rec, job_dir, merged, tok, task, base)
+    trajectory = block(cfg, "trajectory")
+    if trajectory["every"] > 0 and trajectory["analyze"]:
+        from harness.analysis.trajectory import analyze_trajectory
+
+        with rec.stage("trajectory"):
+            summary = analyze_trajectory(job_dir, trajectory["fit_fraction"])
+        rec.update(trajectory={k: summary[k] for k in ("kind", "snapshots", "storage_bytes", "whole")})
+        if trajectory["eval_extrapolated"]:
+            from harness.measure.extrapolated import evaluate_extrapolated
+
+            with rec.stage("trajectory_eval"):
+                evaluate_extrapolated(cfg, job_dir, merged, tok, task, base)
 
 
 def engine_of(cfg: DictConfig) -> str:

@@ -237,6 +237,13 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("prompt_filter.max_new_tokens", integer(1), None),
     ("prompt_filter.batch_size", integer(1), None),
     ("prompt_filter.seed", integer(0), None),
+    # update trajectories (harness/train/trajectory.py, harness/analysis/trajectory.py)
+    ("trajectory.every", integer(0), None),
+    ("trajectory.sketch", Rule(lambda v: v == "auto" or isinstance(v, bool), "auto | true | false"), None),
+    ("trajectory.max_full_gb", number(0, lo_open=True), None),
+    ("trajectory.sketch_dim", integer(1), None),
+    ("trajectory.sketch_seed", integer(0), None),
+    ("trajectory.fit_fraction", number(0, 1, lo_open=True, hi_open=True), None),
     # logger, report
     ("logger.backend", one_of("wandb", "none"), None),
     ("logger.mode", one_of("offline", "online", "disabled"), lambda c: c.logger.get("backend") == "wandb"),
@@ -321,6 +328,22 @@ def _cross(cfg: DictConfig) -> Iterator[BadValue]:
     pf = cfg.get("prompt_filter")
     if pf is not None and _is_num(pf.get("lo")) and _is_num(pf.get("hi")) and pf.lo >= pf.hi:
         yield BadValue("prompt_filter.lo", pf.lo, f"a number < prompt_filter.hi = {pf.hi} (keeps lo < pass@1 < hi)")
+    every = OmegaConf.select(cfg, "trajectory.every", default=0)
+    if _is_int(every) and every > 0 and OmegaConf.select(cfg, "dist.fsdp", default=False):
+        yield BadValue("trajectory.every", every, "0 with dist.fsdp=true (snapshots need the whole model on one "
+                                                  "process)")
+    tr = cfg.get("trajectory")
+    steps = OmegaConf.select(cfg, "objective.steps", default=None)
+    frac = tr.get("fit_fraction") if tr is not None else None
+    if _is_int(every) and every > 0 and _is_int(steps) and _is_num(frac) and min(every, steps) > frac * steps:
+        yield BadValue("trajectory.every", every, f"an integer <= trajectory.fit_fraction x objective.steps = "
+                                                  f"{frac * steps:g}: the extrapolation fits on the snapshots up to "
+                                                  "there and needs one")
+    if tr is not None and tr.get("eval_extrapolated") is True and (tr.get("sketch") is True
+                                                                   or tr.get("analyze") is False):
+        yield BadValue("trajectory.eval_extrapolated", True, "false unless trajectory.sketch is false or auto and "
+                                                             "trajectory.analyze is true (the extrapolated ΔW needs "
+                                                             "full snapshots and the analysis)")
     ad, obj = cfg.get("adapter"), cfg.get("objective")
     if _sparse(cfg) and ad.get("criterion") == "non_principal":
         d, a = ad.get("density"), ad.get("alpha", 0.2)
