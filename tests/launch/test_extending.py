@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from harness.claims.base import REGISTRY as CLAIMS
 from harness.claims.base import INCONCLUSIVE, Claim, Part, register
+from harness.claims.base import REGISTRY as CLAIMS
 from harness.data.models import load_model
 from harness.data.tasks import KINDS, Example, TaskKind, prompt_id
 from harness.data.tasks import register as register_kind
