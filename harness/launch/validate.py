@@ -27,7 +27,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from harness.core.config import key_types
 from harness.core.dist import per_device, world_size
-from harness.core.registry import BadValue, UnknownName
+from harness.core.registry import BadValue, UnknownName, bad_choice
 from harness.data.sampling import SAMPLERS
 from harness.data.sources import DTYPE_NAMES
 
@@ -229,6 +229,7 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("kl.seed", integer(0), None),
     # ΔW surgery (harness/measure/surgery.py); each edit's name and parameters: check_plugins
     ("surgery.seed", integer(0), None),
+    ("surgery.only", Rule(lambda v: v is None or STRINGS.ok(v), "null or a list of names from surgery.edits"), None),
     ("surgery.edits.*", Rule(lambda v: v is None or (isinstance(v, DictConfig) and isinstance(v.get("edit"), str)),
                              "null or a mapping {edit: <name>, params: {...}}"), None),
     ("objective.heldout_every", integer(0), None),
@@ -394,6 +395,10 @@ def check_plugins(cfg: DictConfig, heavy: bool = True) -> Iterator[Exception]:
             if spec is not None:
                 yield from guarded(f"surgery.edits.{name}", lambda n=name, e=spec: check_edit(f"surgery.edits.{n}",
                                                                                               _plain(e)))
+        named = [n for n, e in sg.edits.items() if e is not None]
+        for name in sg.get("only") or []:
+            if name not in named:
+                yield UnknownName(bad_choice("surgery.only entry", str(name), named).removeprefix("error: "))
     if not heavy:
         return
     ad = cfg.get("adapter")

@@ -42,11 +42,12 @@ DEFINITION = ("kept = (acc(W0 + T(dW)) - acc_base) / (acc_run - acc_base) per ta
 
 
 def settings(cfg) -> dict:
-    """The ``surgery`` block; ``edits`` without the entries set to null."""
+    """The ``surgery`` block; ``edits``: the entries not set to null, only those ``only`` names when given."""
     from harness.core.config import block
 
     s = block(cfg, "surgery")
-    s["edits"] = {k: v for k, v in (s.get("edits") or {}).items() if v is not None}
+    only = s.get("only")
+    s["edits"] = {k: v for k, v in (s.get("edits") or {}).items() if v is not None and (only is None or k in only)}
     return s
 
 
