@@ -173,6 +173,7 @@ def surgery_for_run(cfg, job_dir: Path, merged, tok, task, base) -> dict:
     """After eval: each configured edit of ΔW (and its norm-matched random null) evaluated on eval's tasks;
     writes ``surgery.json``."""
     from harness.data.models import load_base
+    from harness.data.sampling import engine, remember
 
     job_dir = Path(job_dir)
     s = settings(cfg)
@@ -191,9 +192,12 @@ def surgery_for_run(cfg, job_dir: Path, merged, tok, task, base) -> dict:
     surgeon = Surgeon(model, delta)
     setup = time.time() - t_start
 
+    remember(model, None)  # its weights will not be the base checkpoint's
+
     def evaluate() -> tuple[dict, float]:
         t0 = time.time()
-        results, _ = evaluate_model(model, btok, tasks, cfg.eval.batch_size, cfg.eval.get("limit"))
+        with engine("hf"):  # in memory: a vLLM engine would load a checkpoint, and the edits are not on disk
+            results, _ = evaluate_model(model, btok, tasks, cfg.eval.batch_size, cfg.eval.get("limit"))
         return task_rows(results, base_res, run_res, gain), time.time() - t0
 
     edits: dict[str, dict] = {}

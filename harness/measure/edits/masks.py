@@ -10,14 +10,13 @@ from harness.measure.edits import Site, edit, is_int, is_num
 
 
 def mask(w0: torch.Tensor, where: Site, k: int, alpha: float) -> torch.Tensor:
-    """W0's principal mask (bool, m×n), once per matrix and (k, α)."""
+    """W0's principal mask (bool, m×n)."""
     from harness.core.linalg import principal_mask, rank_k_scores
     from harness.measure.edits.spectral import w0_decomp
 
-    key = ("mask", k, alpha)
-    if key not in where.memo:  # = principal_mask(principal_scores(W0, k), alpha), sharing W0's decomposition
-        where.memo[key] = principal_mask(rank_k_scores(w0_decomp(w0, where, k), k)[0], alpha)
-    return where.memo[key]
+    # = principal_mask(principal_scores(W0, k), alpha), on W0's decomposition shared with the other edits (the
+    # mask itself is rebuilt: one product, and no m×n memo per matrix)
+    return principal_mask(rank_k_scores(w0_decomp(w0, where, k), k)[0], alpha)
 
 
 @edit("principal_mask", k=is_int(1), alpha=is_num(0.0, 1.0))

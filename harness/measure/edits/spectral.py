@@ -11,25 +11,32 @@ import torch
 from harness.measure.edits import Param, Site, edit, is_int, is_num
 
 
-def truncate(x: torch.Tensor, r: int) -> torch.Tensor:
-    """X's best rank-r approximation (Eckart–Young): X projected onto its top-r singular vectors of the smaller
-    side, X V_r V_rᵀ (m > n) or U_r U_rᵀ X. The projection needs only those orthonormal vectors (the Gram's
-    eigenvectors), not the other side's, so it is exact to round-off even where σ_r is tiny or 0.
-    r = 0 gives 0 and r ≥ min(m, n) gives X itself."""
+def top_side(x: torch.Tensor, r: int) -> torch.Tensor:
+    """X's top-r singular vectors of its smaller side (orthonormal columns: the Gram's eigenvectors; right when
+    m > n, else left), 0 < r < min(m, n)."""
     from harness.core.linalg import gram_decomp
 
     m, n = x.shape
-    r = min(int(r), m, n)
+    d = gram_decomp(x[None], r)
+    return d.V[0] if m > n else d.U[0]
+
+
+def project(x: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
+    """X projected onto the span of ``side`` (orthonormal columns of X's smaller side): X S Sᵀ or S Sᵀ X."""
+    return (x @ side) @ side.mT if x.shape[0] > x.shape[1] else side @ (side.mT @ x)
+
+
+def truncate(x: torch.Tensor, r: int, side: torch.Tensor | None = None) -> torch.Tensor:
+    """X's best rank-r approximation (Eckart–Young): X projected onto its top-r singular vectors of the smaller
+    side, X V_r V_rᵀ (m > n) or U_r U_rᵀ X. The projection needs only those orthonormal vectors (the Gram's
+    eigenvectors), not the other side's, so it is exact to round-off even where σ_r is tiny or 0.
+    r = 0 gives 0 and r ≥ min(m, n) gives X itself; ``side``: X's :func:`top_side` when already known."""
+    r = min(int(r), *x.shape)
     if r == 0:
         return torch.zeros_like(x)
-    if r == min(m, n):
+    if r == min(x.shape):
         return x.clone()
-    d = gram_decomp(x[None], r)
-    if m > n:
-        v = d.V[0]
-        return (x @ v) @ v.mT
-    u = d.U[0]
-    return u @ (u.mT @ x)
+    return project(x, top_side(x, r) if side is None else side)
 
 
 def w0_decomp(w0: torch.Tensor, where: Site, k: int):
@@ -79,10 +86,12 @@ def restore_top(delta: torch.Tensor, w0: torch.Tensor, where: Site, *, f: float 
     r = math.ceil(f * min(delta.shape) - 1e-9)  # 1e-9: f·min(m, n) that is an integer up to float round-off
     if r == 0:
         return delta.clone()
-    key = ("restore", r)
+    if r >= min(delta.shape):
+        return delta - (w0 + delta) + w0
+    key = ("side", r)  # W0's top-r vectors, not P_r(W0) itself: a memo of every matrix's size would add a model
     if key not in where.memo:
-        where.memo[key] = truncate(w0, r)
-    return delta - truncate(w0 + delta, r) + where.memo[key]
+        where.memo[key] = top_side(w0, r)
+    return delta - truncate(w0 + delta, r) + truncate(w0, r, where.memo[key])
 
 
 @edit("scale", c=Param(lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number"))
