@@ -189,10 +189,9 @@ def surgery_for_run(cfg, job_dir: Path, merged, tok, task, base) -> dict:
     delta, info = read_delta(job_dir)
     model, btok = load_base(cfg.model, base, str(next(merged.parameters()).device))
     model.eval()
+    remember(model, None)  # its weights will not be the base checkpoint's
     surgeon = Surgeon(model, delta)
     setup = time.time() - t_start
-
-    remember(model, None)  # its weights will not be the base checkpoint's
 
     def evaluate() -> tuple[dict, float]:
         t0 = time.time()
