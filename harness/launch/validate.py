@@ -27,7 +27,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from harness.core.config import key_types
 from harness.core.dist import per_device, world_size
-from harness.core.registry import BadValue, UnknownName
+from harness.core.registry import BadValue, UnknownName, bad_choice
 from harness.data.sampling import SAMPLERS
 from harness.data.sources import DTYPE_NAMES
 
@@ -227,6 +227,11 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("kl.sample_from", one_of("base", "tuned"), None),
     ("kl.batch_size", integer(1), None),
     ("kl.seed", integer(0), None),
+    # ΔW surgery (harness/measure/surgery.py); each edit's name and parameters: check_plugins
+    ("surgery.seed", integer(0), None),
+    ("surgery.only", Rule(lambda v: v is None or STRINGS.ok(v), "null or a list of names from surgery.edits"), None),
+    ("surgery.edits.*", Rule(lambda v: v is None or (isinstance(v, DictConfig) and isinstance(v.get("edit"), str)),
+                             "null or a mapping {edit: <name>, params: {...}}"), None),
     ("objective.heldout_every", integer(0), None),
     ("objective.heldout_n", integer(1), None),
     # prompt filter (harness/train/prompt_filter.py)
@@ -405,6 +410,18 @@ def check_plugins(cfg: DictConfig, heavy: bool = True) -> Iterator[Exception]:
     for key, tcfg in tasks:
         if tcfg is not None:
             yield from guarded(key, lambda k=key, t=tcfg: KINDS.get(t.get("kind", "reasoning_gym")).check(t, k))
+    sg = cfg.get("surgery")
+    if sg is not None and sg.get("enabled") and isinstance(sg.get("edits"), DictConfig):
+        from harness.measure.edits import check as check_edit
+
+        for name, spec in sg.edits.items():
+            if spec is not None:
+                yield from guarded(f"surgery.edits.{name}", lambda n=name, e=spec: check_edit(f"surgery.edits.{n}",
+                                                                                              _plain(e)))
+        named = [n for n, e in sg.edits.items() if e is not None]
+        for name in sg.get("only") or []:
+            if name not in named:
+                yield UnknownName(bad_choice("surgery.only entry", str(name), named).removeprefix("error: "))
     if not heavy:
         return
     ad = cfg.get("adapter")

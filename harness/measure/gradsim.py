@@ -42,7 +42,8 @@ def cosine_error_bound(dim: int, eps: float) -> tuple[float, float]:
     return 2 * eps / (1 - eps), min(1.0, 6.0 / (dim * eps**2))
 
 
-def _name_seed(seed: int, name: str) -> int:
+def name_seed(seed: int, name: str) -> int:
+    """A generator seed from a seed and a name, the same in every process (unlike ``hash``)."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:7], "little")
 
 
@@ -60,7 +61,7 @@ class CountSketch:
         """int32 per entry: 2*bucket + (sign bit). Drawn once per block from a (seed, name)-seeded generator."""
         code = self._codes.get(name)
         if code is None or code.numel() != numel:
-            gen = torch.Generator().manual_seed(_name_seed(self.seed, name))
+            gen = torch.Generator().manual_seed(name_seed(self.seed, name))
             code = torch.randint(0, 2 * self.dim, (numel,), generator=gen, dtype=torch.int64).to(torch.int32)
             self._codes[name] = code
         return code
