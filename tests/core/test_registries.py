@@ -12,13 +12,14 @@ from harness.core.registry import Registry, UnknownName
 from harness.data.sources import SOURCES
 from harness.data.tasks import KINDS
 from harness.measure.base import REGISTRY as MEASUREMENTS
+from harness.measure.edits import REGISTRY as EDITS
 from harness.report.base import REGISTRY as SECTIONS
 from harness.train.adapters import REGISTRY as ADAPTERS
 from harness.train.objectives import OBJECTIVES
 from tests.conftest import ROOT
 
 REGISTRIES = {"adapter": ADAPTERS, "objective": OBJECTIVES, "task kind": KINDS, "model source": SOURCES,
-              "measurement": MEASUREMENTS, "report section": SECTIONS, "claim": CLAIMS}
+              "measurement": MEASUREMENTS, "surgery edit": EDITS, "report section": SECTIONS, "claim": CLAIMS}
 
 
 @pytest.mark.parametrize("kind", REGISTRIES)
