@@ -326,8 +326,11 @@ def load_sweep(path: Path | str) -> Sweep:
 def per_run(sweep: Sweep) -> pd.DataFrame:
     """The sweep table plus each run's measured values: ``geo:<key>`` (whole-model geometry at the default
     analyzer settings), ``acc_id``/``gain_id`` and ``acc_ood``/``change_ood`` (means over the in-distribution
-    and the OOD lm-eval tasks), the ``entk_*`` figures, and ``trainable``/``trainable_share`` (the parameters the
-    optimizer could change: run.json's ``parameters``)."""
+    and the OOD lm-eval tasks), the ``entk_*`` figures, ``trainable``/``trainable_share`` (the parameters the
+    optimizer could change: run.json's ``parameters``), and the surgery (``surg:*``) and trajectory (``traj:*``)
+    figures of :mod:`harness.analysis.surgery_values` where the run has them."""
+    from harness.analysis.surgery_values import surgery_values, trajectory_values
+
     rows = []
     for row in sweep.table.to_dict("records"):
         run = sweep.run(row["run"])
@@ -344,6 +347,8 @@ def per_run(sweep: Sweep) -> pd.DataFrame:
                 row[acc] = _mean([t.get("accuracy") for t in chosen])
                 row[delta] = _mean([t.get("delta") for t in chosen])
         row.update(run.entk() or {})
+        row.update(surgery_values(run.json("surgery.json")))
+        row.update(trajectory_values(run.json("trajectory_summary.json"), run.json("trajectory_eval.json"), ev))
         rows.append(row)
     return pd.DataFrame(rows)
 

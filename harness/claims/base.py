@@ -94,6 +94,28 @@ def combine(judged: list[tuple[str, str]]) -> tuple[str, str]:
     return INCONCLUSIVE, "; ".join(r for v, r in judged if v == INCONCLUSIVE)
 
 
+def estimated(part: Part, min_n: int = MIN_SEEDS) -> bool:
+    """Whether a part has an interval to judge (nothing missing, n ≥ ``min_n``, finite)."""
+    return not part.needs and part.n >= min_n and part.finite
+
+
+def margin_ci(part: Part, margin: float) -> str:
+    return f"{part.name} {part.estimate:+.3f} [{part.lo:+.3f}, {part.hi:+.3f}] vs ±{margin:g}"
+
+
+def equivalent(part: Part, margin: float) -> tuple[str, str]:
+    """An equivalence claim ("matches"): supported when the interval lies inside ±``margin``, contradicted when
+    it lies wholly outside, inconclusive when it crosses a margin or nothing could be estimated."""
+    if not estimated(part):
+        return judge(part)
+    ci = margin_ci(part, margin)
+    if -margin < part.lo and part.hi < margin:
+        return SUPPORTED, ci + ": inside the margin"
+    if part.hi < -margin or part.lo > margin:
+        return CONTRADICTED, ci + ": outside the margin"
+    return INCONCLUSIVE, ci + ": interval crosses the margin"
+
+
 def all_parts(parts: list[Part]) -> Result:
     """The default rule: :func:`judge` each part, :func:`combine` them."""
     verdict, reason = combine([judge(p) for p in parts])

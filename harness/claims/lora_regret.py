@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from harness.claims.base import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Claim, Part, Result, judge, register
+from harness.claims.base import INCONCLUSIVE, Claim, Part, Result, equivalent, estimated, margin_ci, register
 from harness.claims.data import ClaimData, flat, full_ref, over_seeds, plain
 
 SOURCE = "LoRA Without Regret (Thinking Machines, 2025)"
@@ -36,18 +36,10 @@ def equivalence(parts: list[Part]) -> Result:
     """Supported: the interval lies inside ±MARGIN (and the lr ratio is ~10×); contradicted: it lies wholly
     outside; inconclusive: it straddles a margin, n < 2, or the lr ratio is off."""
     p = parts[0]
-    verdict, reason = judge(Part(p.name, p.estimate, p.lo, p.hi, p.n, 0.0, "above", needs=p.needs))
-    if verdict == INCONCLUSIVE and (p.needs or p.n < 2 or not p.finite):
-        return Result(INCONCLUSIVE, reason, parts)
-    ci = f"{p.name} {p.estimate:+.3f} [{p.lo:+.3f}, {p.hi:+.3f}] vs ±{MARGIN}"
     ratio = getattr(p, "lr_ratio", math.nan)
-    if not (LR_RATIO[0] <= ratio <= LR_RATIO[1]):
-        return Result(INCONCLUSIVE, f"{ci}; lr ratio {ratio:.3g} not ~10× (band {LR_RATIO})", parts)
-    if -MARGIN < p.lo and p.hi < MARGIN:
-        return Result(SUPPORTED, ci + ": inside the margin", parts)
-    if p.hi < -MARGIN or p.lo > MARGIN:
-        return Result(CONTRADICTED, ci + ": outside the margin", parts)
-    return Result(INCONCLUSIVE, ci + ": interval crosses the margin", parts)
+    if estimated(p) and not (LR_RATIO[0] <= ratio <= LR_RATIO[1]):
+        return Result(INCONCLUSIVE, f"{margin_ci(p, MARGIN)}; lr ratio {ratio:.3g} not ~10× (band {LR_RATIO})", parts)
+    return Result(*equivalent(p, MARGIN), parts)
 
 
 register(Claim(
