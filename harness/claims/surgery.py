@@ -97,7 +97,7 @@ register(Claim(
     "AlphaRL (arXiv 2510.00553)",
     "held-out fraction of the run's gain kept by W0 + rank-1 truncation of ΔW (per matrix), random null beside",
     "RLVR full FT (Sweep.groups), runs with surgery.json", f"fraction kept {ALPHARL}; claim: above",
-    "brief's reading of the paper: rank-1 part of the RL update recovers > 99 % of the accuracy gain",
+    "issue 21's reading of the paper: rank-1 part of the RL update recovers > 99 % of the accuracy gain",
     a1, order=130))
 
 
@@ -141,7 +141,7 @@ register(Claim(
     "entries does not", "The Path Not Taken (arXiv 2511.08567)",
     "per seed: held-out fraction of the gain kept by ΔW on W0's principal mask minus that kept by ΔW off it",
     "RLVR full FT (Sweep.groups), runs with surgery.json", "difference 0; claim: below",
-    "paper: mask ablation in figures (principal-only degrades, off-principal-only recovers the RLVR model)",
+    "issue 21's reading of the paper: principal-mask-only loses accuracy, off-principal-only does not (figures)",
     m1, order=131))
 
 
@@ -158,7 +158,7 @@ register(Claim(
     "RL Is Neither a Panacea Nor a Mirage / RL Heals OOD Forgetting (arXiv 2508.16546, 2509.12235)",
     "over the OOD tasks the run lost on (told apart from 0): 1 − fraction of the change kept by restore_top f=0.2",
     "SFT full FT (Sweep.groups), runs with surgery.json", f"share recovered {MOST}; claim: above",
-    "papers: restoring the top ~20 % singular directions recovers most of the OOD loss (brief's reading)",
+    "issue 21's reading of the papers: restoring the top ~20 % singular directions recovers most of the OOD loss",
     h1, order=132))
 
 
@@ -187,7 +187,7 @@ register(Claim(
     "LIN1", "RLVR's weights move nearly linearly in the training step", "RLVR linearity (arXiv 2601.04537)",
     "whole-model R² of ΔW_t ≈ (t/T)·ΔW_T over the run's snapshots (rank-1-in-time R² beside)",
     "RLVR full FT (Sweep.groups), runs with trajectory_summary.json", f"R² {LINEAR}; claim: above",
-    "R² ≈ 0.9 (brief's reading of the paper)", lin1, order=133))
+    "R² ≈ 0.9 (issue 21's reading of the paper)", lin1, order=133))
 
 
 def x1(data: ClaimData) -> list[Part]:
@@ -209,7 +209,7 @@ register(Claim(
     "X1", "A rank-1 fit of the early update extrapolates to the trained model", "RELEX (arXiv 2605.21468)",
     "held-out accuracy of W0 + ΔŴ_T (ΔW_t ≈ t·β fitted on steps ≤ fit_fraction·T) minus the trained model's",
     "RLVR full FT (Sweep.groups), runs with trajectory_eval.json", f"equivalence margin ±{MARGIN} accuracy",
-    "a rank-1 fit of the first ~50 steps extrapolates to step 1000 (brief's reading of the paper)",
+    "a rank-1 fit of the first ~50 steps extrapolates to step 1000 (issue 21's reading of the paper)",
     x1, rule=x1_rule, order=134))
 
 
@@ -223,5 +223,5 @@ register(Claim(
     "PU1", "Per optimizer step, about 99 % of bf16-stored weights do not change", "PULSE (arXiv 2602.03839)",
     "1 − mean over steps of the whole-model share of values whose bf16 cast changed in the step",
     "RLVR full FT on the main task, any training dtype (Sweep.groups), runs with trajectory_summary.json",
-    f"share unchanged {PULSE}; claim: above", "~99 % of bf16 weights unchanged per step (brief's reading)",
+    f"share unchanged {PULSE}; claim: above", "~99 % of bf16 weights unchanged per step (issue 21's reading of the paper)",
     pu1, order=135))

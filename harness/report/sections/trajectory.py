@@ -38,7 +38,7 @@ def trajectory_table(ctx: Context) -> pd.DataFrame | None:
 
 
 def plot_pulse(ctx: Context, runs: list[str], out: Path) -> Path | None:
-    """Share of bf16-stored values changed at each optimizer step (log y), one line per run."""
+    """Share of bf16-stored values changed at each optimizer step, one line per run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -56,7 +56,7 @@ def plot_pulse(ctx: Context, runs: list[str], out: Path) -> Path | None:
     if not drawn:
         plt.close(fig)
         return None
-    ax.set_yscale("log")
+    ax.set_ylim(bottom=0)
     ax.set(xlabel="optimizer step", ylabel="share of bf16-stored values changed in the step",
            title="PULSE: per-step update density in bf16 (sparsity = 1 − share)")
     ax.legend(fontsize=6)
