@@ -100,6 +100,7 @@ def estimated(part: Part, min_n: int = MIN_SEEDS) -> bool:
 
 
 def margin_ci(part: Part, margin: float) -> str:
+    """``name +0.010 [-0.020, +0.040] vs ±0.05``: an equivalence part's estimate beside its margin."""
     return f"{part.name} {part.estimate:+.3f} [{part.lo:+.3f}, {part.hi:+.3f}] vs ±{margin:g}"
 
 

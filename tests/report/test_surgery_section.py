@@ -27,7 +27,7 @@ def build(tmp_path, with_artifacts: bool = True):
             files["surgery.json"] = surgery({"rank1": ("rank", {"k": 1}, kept, 0.5, 0.05, 0.0, 0.2 + 0.1 * s),
                                              "restore_top20": ("restore_top", {"f": 0.2}, 0.7, 0.3, 0.1, 0.1, 0.4)})
             traj = summary(0.9 + 0.01 * s, 0.01)
-            traj["pulse"]["bfloat16"].update({"steps": [1, 2, 3], "changed": [0.02, 0.01, 0.0 + 0.005]})
+            traj["pulse"]["bfloat16"].update({"steps": [1, 2, 3], "changed": [0.02, 0.01, 0.005]})
             files["trajectory_summary.json"] = traj
         make_run(tmp_path, "full", "rlvr", s, acc=0.6, ood=-0.05, files=files)
     return Context(load_sweep(tmp_path), tmp_path / "report")
