@@ -76,7 +76,7 @@ def outside():
         return [Part("n_params − 1", estimate=n[0] - 1, lo=n[0] - 1, hi=n[0] - 1, n=len(n), null=0, side="above",
                      runs=[r.name for r in data.sweep.runs])] if n else [Part("n_params", needs="ext_norm.json")]
 
-    register(Claim("X1", "the trained model has parameters", "this test", "n_params − 1", "every run", "0",
+    register(Claim("EXT1", "the trained model has parameters", "this test", "n_params − 1", "every run", "0",
                    "none", estimate, order=999))
     yield
     for r, entries in zip(REGISTRIES, saved):
@@ -127,5 +127,5 @@ def test_six_plugins_from_outside_run_end_to_end(outside, tmp_path):
     from harness.analysis.sweep import load_sweep
 
     verdicts = {c.id: r for c, r in judge_all(load_sweep(tmp_path / "sweep"))}
-    assert verdicts["X1"].verdict == INCONCLUSIVE and "n = 1" in verdicts["X1"].reason  # one seed: no interval
-    assert verdicts["X1"].primary.estimate == n_params - 1
+    assert verdicts["EXT1"].verdict == INCONCLUSIVE and "n = 1" in verdicts["EXT1"].reason  # one seed: no interval
+    assert verdicts["EXT1"].primary.estimate == n_params - 1
