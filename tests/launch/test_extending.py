@@ -36,52 +36,54 @@ def outside():
     for r in REGISTRIES:
         r.discover()  # the built-in ones first
     saved = [dict(r.entries) for r in REGISTRIES]
+    try:  # restored even when a registration fails (a leaked plug-in would change other tests' tables)
 
-    @register_adapter("ext_lora")
-    class ExtLoRA(PeftAdapter):
-        settings = ("r", "alpha", "dropout", "target_modules")
+        @register_adapter("ext_lora")
+        class ExtLoRA(PeftAdapter):
+            settings = ("r", "alpha", "dropout", "target_modules")
 
-        def peft_config(self, model):
-            return lora_config(self.cfg, init_lora_weights="olora")
+            def peft_config(self, model):
+                return lora_config(self.cfg, init_lora_weights="olora")
 
-    @register_objective("ext_sft")
-    def ext_sft(model, tokenizer, task, cfg, lr, seed, out_dir, device="cpu", label="ext_sft"):
-        from harness.train.objectives import sft
+        @register_objective("ext_sft")
+        def ext_sft(model, tokenizer, task, cfg, lr, seed, out_dir, device="cpu", label="ext_sft"):
+            from harness.train.objectives import sft
 
-        return sft.train(model, tokenizer, task, cfg, lr=lr, seed=seed, out_dir=out_dir, device=device, label=label)
+            return sft.train(model, tokenizer, task, cfg, lr=lr, seed=seed, out_dir=out_dir, device=device, label=label)
 
-    @register_kind("ext_times")
-    class Times(TaskKind):
-        @classmethod
-        def examples(cls, cfg):
-            out = []
-            for a in range(2, 10):
-                for b in range(2, 6):
-                    prompt = cfg.prompt_template.format(question=f"What is {a} * {b}?")
-                    out.append(Example(prompt_id(cfg.name, prompt), prompt, str(a * b), f" {a * b}"))
-            return out
+        @register_kind("ext_times")
+        class Times(TaskKind):
+            @classmethod
+            def examples(cls, cfg):
+                out = []
+                for a in range(2, 10):
+                    for b in range(2, 6):
+                        prompt = cfg.prompt_template.format(question=f"What is {a} * {b}?")
+                        out.append(Example(prompt_id(cfg.name, prompt), prompt, str(a * b), f" {a * b}"))
+                return out
 
-    @measurement("ext_norm", "ext_norm.json", order=60)
-    def ext_norm(cfg, job_dir, merged, tok, task, base):
-        return write_artifact(job_dir, "ext_norm.json", {"n_params": sum(p.numel() for p in merged.parameters())})
+        @measurement("ext_norm", "ext_norm.json", order=60)
+        def ext_norm(cfg, job_dir, merged, tok, task, base):
+            return write_artifact(job_dir, "ext_norm.json", {"n_params": sum(p.numel() for p in merged.parameters())})
 
-    @section(70, "ext_table", "Table X — parameters measured by an outside measurement")
-    def ext_table(ctx: Context) -> str | None:
-        values = [json.loads((r.path / "ext_norm.json").read_text())["n_params"] for r in ctx.sweep.runs
-                  if (r.path / "ext_norm.json").exists()]
-        return f"n_params: {values}" if values else None
+        @section(70, "ext_table", "Table X — parameters measured by an outside measurement")
+        def ext_table(ctx: Context) -> str | None:
+            values = [json.loads((r.path / "ext_norm.json").read_text())["n_params"] for r in ctx.sweep.runs
+                      if (r.path / "ext_norm.json").exists()]
+            return f"n_params: {values}" if values else None
 
-    def estimate(data) -> list[Part]:
-        n = [json.loads((r.path / "ext_norm.json").read_text())["n_params"] for r in data.sweep.runs]
-        return [Part("n_params − 1", estimate=n[0] - 1, lo=n[0] - 1, hi=n[0] - 1, n=len(n), null=0, side="above",
-                     runs=[r.name for r in data.sweep.runs])] if n else [Part("n_params", needs="ext_norm.json")]
+        def estimate(data) -> list[Part]:
+            n = [json.loads((r.path / "ext_norm.json").read_text())["n_params"] for r in data.sweep.runs]
+            return [Part("n_params − 1", estimate=n[0] - 1, lo=n[0] - 1, hi=n[0] - 1, n=len(n), null=0, side="above",
+                         runs=[r.name for r in data.sweep.runs])] if n else [Part("n_params", needs="ext_norm.json")]
 
-    register(Claim("EXT1", "the trained model has parameters", "this test", "n_params − 1", "every run", "0",
-                   "none", estimate, order=999))
-    yield
-    for r, entries in zip(REGISTRIES, saved):
-        r.entries.clear()
-        r.entries.update(entries)
+        register(Claim("EXT1", "the trained model has parameters", "this test", "n_params − 1", "every run", "0",
+                       "none", estimate, order=999))
+        yield
+    finally:
+        for r, entries in zip(REGISTRIES, saved):
+            r.entries.clear()
+            r.entries.update(entries)
 
 
 @pytest.mark.integration
