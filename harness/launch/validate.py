@@ -174,11 +174,13 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("objective.steps", integer(1), None),
     ("objective.batch_size", integer(1), None),
     ("objective.prompts_per_step", integer(1), None),
+    ("objective.samples_per_prompt", integer(1), None),
     ("objective.num_generations", integer(2), None),  # a group advantage needs >= 2 completions per prompt
     ("objective.max_completion_length", integer(1), None),
     ("objective.max_seq_len", integer(1), None),
     ("objective.temperature", number(0, lo_open=True), None),
     ("objective.beta", number(0), None),
+    ("objective.reward_rate", number(0, 1), None),
     ("objective.lr", number(0, lo_open=True, null=True), None),
     ("objective.warmup_steps", integer(0), None),
     ("objective.max_grad_norm", number(0, lo_open=True), None),
@@ -422,12 +424,16 @@ def check_plugins(cfg: DictConfig, heavy: bool = True) -> Iterator[Exception]:
         for name in sg.get("only") or []:
             if name not in named:
                 yield UnknownName(bad_choice("surgery.only entry", str(name), named).removeprefix("error: "))
+    obj = cfg.get("objective")
+    if obj is not None and obj.get("reward") is not None:
+        from harness.data.rewards import REWARDS
+
+        yield from guarded("objective.reward", lambda: REWARDS.get(str(obj.reward)))
     if not heavy:
         return
     ad = cfg.get("adapter")
     if ad is not None:
         yield from guarded("adapter", lambda: _check_adapter(cfg))
-    obj = cfg.get("objective")
     if obj is not None:
         yield from guarded("objective", lambda: _check_objective(obj))
 

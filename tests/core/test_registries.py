@@ -9,6 +9,7 @@ import yaml
 
 from harness.claims.base import REGISTRY as CLAIMS
 from harness.core.registry import Registry, UnknownName
+from harness.data.rewards import REWARDS
 from harness.data.sources import SOURCES
 from harness.data.tasks import KINDS
 from harness.measure.base import REGISTRY as MEASUREMENTS
@@ -19,7 +20,8 @@ from harness.train.objectives import OBJECTIVES
 from tests.conftest import ROOT
 
 REGISTRIES = {"adapter": ADAPTERS, "objective": OBJECTIVES, "task kind": KINDS, "model source": SOURCES,
-              "measurement": MEASUREMENTS, "surgery edit": EDITS, "report section": SECTIONS, "claim": CLAIMS}
+              "measurement": MEASUREMENTS, "surgery edit": EDITS, "report section": SECTIONS, "claim": CLAIMS,
+              "objective.reward": REWARDS}
 
 
 @pytest.mark.parametrize("kind", REGISTRIES)

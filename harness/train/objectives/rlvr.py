@@ -1,4 +1,5 @@
-"""RLVR with TRL's GRPOTrainer: the task's exact-answer scorer is the reward.
+"""RLVR with TRL's GRPOTrainer: the task's exact-answer scorer is the reward (or ``objective.reward``, a
+registered reward: random, format-only, negated; :mod:`harness.data.rewards`).
 
 The reward function also keeps the rollout ledger, from its own arguments (no second generation pass): per step
 and prompt id, how many rollouts and how many correct ones were seen (``ledger.csv``), and the token ids of the
@@ -15,13 +16,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
 from harness.core import dist
+from harness.data.rewards import REWARDS, Rollout, Settings
 from harness.train.objectives import register
 from harness.train.objectives.common import callbacks, trainer_args
 
@@ -83,7 +85,13 @@ class Ledger:
                     fh.write(json.dumps({k: v for k, v in r.items() if k != "_order"}) + "\n")
 
 
-def make_reward(task, ledger: Ledger):
+def make_reward(task, ledger: Ledger, reward: str = "verifier", settings: Settings | None = None):
+    """TRL's reward function: the verifier scores every rollout once (the ledger records its verdict), and the
+    run is paid ``reward`` (:mod:`harness.data.rewards`; the verifier's own score by default). TRL logs the paid
+    reward as ``rewards/<function name>/mean``: ``exact_answer`` for the verifier, the reward's name otherwise."""
+    pay = None if reward == "verifier" else REWARDS.get(reward)
+    settings = settings or Settings()
+
     def exact_answer(prompts, completions, answer, prompt_id, completion_ids=None, trainer_state=None, **_):
         step = trainer_state.global_step if trainer_state is not None else 0
         scores = [task.score(c, a) for c, a in zip(completions, answer)]
@@ -91,8 +99,18 @@ def make_reward(task, ledger: Ledger):
         ids = completion_ids if completion_ids is not None else [None] * len(scores)
         for pid, s, cid, text in zip(prompt_id, scores, ids, completions):
             ledger.add(step, pid, s > 0, cid, text if isinstance(text, str) else None)
-        return scores
+        if pay is None:
+            return scores
+        seen: Counter = Counter()
+        paid = []
+        for text, gold, pid, s in zip(completions, answer, prompt_id, scores):
+            key = (pid, str(text))
+            paid.append(pay(Rollout(text, gold, pid, step, seen[key], s > 0), settings))
+            seen[key] += 1
+        return paid
 
+    if pay is not None:
+        exact_answer.__name__ = reward
     return exact_answer
 
 
@@ -126,7 +144,9 @@ def train_with_ledger(trainer_cls, args, model, tokenizer, task, cfg, out_dir: P
     from harness.train import vllm_sync
 
     with vllm_sync.seeded_engine(args.seed) if args.use_vllm else contextlib.nullcontext():
-        trainer = trainer_cls(model=model, reward_funcs=[make_reward(task, ledger)], args=args,
+        reward = make_reward(task, ledger, str(cfg.get("reward") or "verifier"),
+                             Settings(int(args.seed), float(cfg.get("reward_rate", 0.5))))
+        trainer = trainer_cls(model=model, reward_funcs=[reward], args=args,
                               train_dataset=data, processing_class=tokenizer,
                               callbacks=callbacks(cfg, task, tokenizer, out_dir, label))
     if args.use_vllm:
