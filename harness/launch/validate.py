@@ -181,6 +181,8 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("objective.temperature", number(0, lo_open=True), None),
     ("objective.beta", number(0), None),
     ("objective.reward_rate", number(0, 1), None),
+    ("objective.lmbda", number(0, 1), None),
+    ("objective.jsd_beta", number(0, 1), None),
     ("objective.lr", number(0, lo_open=True, null=True), None),
     ("objective.warmup_steps", integer(0), None),
     ("objective.max_grad_norm", number(0, lo_open=True), None),
@@ -465,6 +467,10 @@ def _check_objective(obj: DictConfig) -> None:
     from harness.train.objectives import OBJECTIVES
 
     OBJECTIVES.get(obj.name)
+    if "teacher" in obj:  # a distillation objective: its teacher must name something loadable
+        from harness.train.objectives.gkd import teacher_config
+
+        teacher_config(OmegaConf.select(obj, "teacher", throw_on_missing=False))
     if obj.get("lr_scheduler") is not None:
         from transformers.trainer_utils import SchedulerType
 
