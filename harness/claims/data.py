@@ -57,7 +57,8 @@ def claim_table(sweep: Sweep) -> pd.DataFrame:
         row = {"task_name": str(run.get("task.name") or "–"),
                "beta": _num(run.get("objective.beta", 0.0)) if run.get("objective.beta") is not None else 0.0,
                "dtype": str(run.get("model.dtype") or "float32"), "r": _num(run.get("adapter.r")),
-               "criterion": str(run.get("adapter.criterion") or "–"), "lr": _num(lr)}
+               "criterion": str(run.get("adapter.criterion") or "–"), "lr": _num(lr),
+               "reward": str(run.get("objective.reward") or "verifier")}
         pk = run.json("passk.json")
         if pk:
             row.update({"passk_k": len(pk.get("k") or []), "pass1_base": _num(pk.get("pass1_base")),
@@ -99,9 +100,21 @@ def main_task(row: dict) -> bool:
     return bool(row.get("main_task", True))
 
 
+def verified(row: dict) -> bool:
+    """Paid by the task's verifier (not a spurious reward: random, format-only, negated)."""
+    return str(row.get("reward") or "verifier") in ("verifier", "nan", "None")
+
+
 def plain(row: dict) -> bool:
-    """A reference run: the study's main task and :func:`ungated`."""
-    return main_task(row) and ungated(row)
+    """A reference run: the study's main task, :func:`ungated` and :func:`verified`."""
+    return main_task(row) and ungated(row) and verified(row)
+
+
+def full_under(objective: str, reward: str = "verifier") -> Select:
+    """Full fine-tuning under ``objective`` at the reference settings, paid ``reward`` (the spurious-reward arms
+    are the verifier's runs with another reward)."""
+    return lambda r: (r.get("adapter") == "full" and r.get("objective") == objective and main_task(r)
+                      and ungated(r) and str(r.get("reward") or "verifier") == reward)
 
 
 def full_ref(row: dict) -> bool:
@@ -247,6 +260,22 @@ def div(a: float, b: float) -> float:
 def log_ratio(a: float, b: float) -> float:
     """log(a/b) for positive a, b; NaN otherwise."""
     return math.log(a / b) if a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b) else math.nan
+
+
+def matched_differences(data: ClaimData, pred_a: Select, pred_b: Select, col: str, what: str,
+                        sign: float = 1.0) -> tuple[list[float], list[str], str | None]:
+    """Per seed, ``sign`` x (col of a − col of b) over the seed-matched runs of two conditions
+    (:meth:`ClaimData.seed_matched`), the runs used, and what is missing (``what``: the runs, in words)."""
+    pairs = data.seed_matched(pred_a, pred_b)
+    runs = flat(pairs)
+    if not pairs:
+        return [], runs, f"{what}, same seeds (≥ 2)"
+    if not data.has(col, runs):
+        return [], runs, f"{col} of every run ({'eval.json' if col in EVAL_COLS else 'the analysis'})"
+    return [sign * (data.value(a, col) - data.value(b, col)) for a, b in pairs], runs, None
+
+
+EVAL_COLS = ("acc_id", "gain_id", "acc_ood", "change_ood")
 
 
 def flat(pairs: Sequence[tuple[str, ...]]) -> list[str]:
