@@ -9,7 +9,8 @@ Per run (:func:`claim_table`): the report's per-run values (:func:`harness.repor
 geometry as ``geo:<key>``, ``acc_id``/``gain_id``/``acc_ood``/``change_ood``, the ``entk_*`` figures), the
 resolved settings the claims select on (``task_name``, ``beta``, ``dtype``, ``r``, ``criterion``, ``lr``;
 ``main_task``: trained on the task most runs of the sweep trained on), and from
-``passk.json`` / ``kl.json`` when present ``passk_k``, ``pass1_*``/``passn_*`` and ``kl_forward``.
+``passk.json`` / ``kl.json`` / ``entk_steps.json`` when present ``passk_k``, ``pass1_*``/``passn_*``,
+``kl_forward`` and ``entk_step_*``.
 Nothing is retrained or re-measured here.
 """
 
@@ -67,6 +68,10 @@ def claim_table(sweep: Sweep) -> pd.DataFrame:
         kl = run.json("kl.json")
         if kl:
             row["kl_forward"] = _num(kl.get("kl_forward"))
+        steps = run.json("entk_steps.json")
+        if steps and not steps.get("skipped"):
+            row["entk_step_angle_per_rel"] = _num(steps.get("mean_angle_per_rel"))
+            row["entk_step_intervals"] = len(steps.get("intervals") or [])
         extra.append(row)
     table = pd.concat([runs.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
     # The study's task is the one most runs trained on; runs on other tasks serve the cross-dataset claims.

@@ -1,4 +1,5 @@
-"""*RLVR changes propensity, not lability* (essay in the seeds): E1 (eNTK rotation) and E2 (update rank)."""
+"""*RLVR changes propensity, not lability* (essay in the seeds): E1 (eNTK rotation), E1.B (the same per batch, along
+the update path) and E2 (update rank)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,33 @@ register(Claim(
     "log ratio 0; claim: below", "essay: no numbers (a mental model)", e1, order=90))
 
 
+# --- E1.B: per batch --------------------------------------------------------------------------------------
+
+
+def e1b(data: ClaimData) -> list[Part]:
+    pairs = data.objective_pairs(full_ref)
+    runs = flat(pairs)
+    needs = None if pairs else "full FT under sft and rlvr, same seeds (≥ 2)"
+    if pairs and not data.has("entk_step_angle_per_rel", runs):
+        needs = "entk_steps.json (trajectory.every > 0, trajectory.sketch=false, trajectory.entk=true)"
+    vals = [] if needs else [log_ratio(data.value(a, "entk_step_angle_per_rel"), data.value(b, "entk_step_angle_per_rel"))
+                             for a, b in pairs]
+    n = [int(data.value(r, "entk_step_intervals")) for r in runs] if not needs else []
+    note = f"{min(n)}–{max(n)} intervals per run" if n else ""
+    return [over_seeds("log(per-interval eNTK angle per unit update) RLVR/SFT", vals, runs, 0.0, "below", needs, note)]
+
+
+register(Claim(
+    "E1.B", "E1 holds per batch: along the update path RL rotates the eNTK less than SFT per unit of movement",
+    SOURCE + ", §3",
+    "log ratio RLVR/SFT of the mean, over trajectory intervals, of the eNTK mean principal angle between "
+    "consecutive snapshots per unit interval update ‖ΔW_t' − ΔW_t‖/‖W0‖",
+    "full FT, beta 0, fp32: Sweep.pairs('objective'), entk_steps.json (trajectory.entk=true)",
+    "log ratio 0; claim: below",
+    "essay: \"there are definitely still qualitative differences at the per-batch level\" (no numbers)",
+    e1b, order=92))
+
+
 # --- E2: the update's effective rank ------------------------------------------------------------------------
 
 RANK_NOTE = "effective (entropy) rank, as the essay asks: the naive numerical rank counts rounding noise"
@@ -74,5 +102,5 @@ register(Claim(
     "log ratio RLVR/SFT of ΔW's effective rank exp(H(σ/Σσ)) (whole model, parameter-weighted over matrices)",
     "full FT, beta 0, fp32: Sweep.pairs('objective'), geometry_summary.json; pairs: RLVR vs SFT pairs of a group",
     "log ratio 0; claim: below",
-    "essay: no numbers (cites the claim; asks for entropy rank, not the naive rank)", e2, order=91,
+    "essay: no numbers (cites the claim; asks for entropy rank, not the naive rank)", e2, order=93,
     pairs=e2_pairs))

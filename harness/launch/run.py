@@ -161,6 +161,11 @@ def measure_run(cfg: DictConfig, job_dir: Path, rec: RunRecord, trained, adapter
 
             with rec.stage("trajectory_eval"):
                 evaluate_extrapolated(cfg, job_dir, merged, tok, task, base)
+    if trajectory["every"] > 0 and trajectory.get("entk", False):
+        from harness.measure.entk_steps import entk_steps_for_run
+
+        with rec.stage("trajectory_entk"):
+            entk_steps_for_run(cfg, job_dir, merged, tok, task, base)
 
 
 def engine_of(cfg: DictConfig) -> str:

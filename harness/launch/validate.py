@@ -253,6 +253,7 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("trajectory.sketch_dim", integer(1), None),
     ("trajectory.sketch_seed", integer(0), None),
     ("trajectory.fit_fraction", number(0, 1, lo_open=True, hi_open=True), None),
+    ("trajectory.entk", one_of(True, False), None),
     # logger, report
     ("logger.backend", one_of("wandb", "none"), None),
     ("logger.mode", one_of("offline", "online", "disabled"), lambda c: c.logger.get("backend") == "wandb"),
@@ -353,6 +354,9 @@ def _cross(cfg: DictConfig) -> Iterator[BadValue]:
         yield BadValue("trajectory.eval_extrapolated", True, "false unless trajectory.sketch is false or auto and "
                                                              "trajectory.analyze is true (the extrapolated ΔW needs "
                                                              "full snapshots and the analysis)")
+    if tr is not None and tr.get("entk") is True and tr.get("sketch") is True:
+        yield BadValue("trajectory.entk", True, "false unless trajectory.sketch is false or auto (the eNTK at a "
+                                                "snapshot needs the full ΔW)")
     ad, obj = cfg.get("adapter"), cfg.get("objective")
     if _sparse(cfg) and ad.get("criterion") == "non_principal":
         d, a = ad.get("density"), ad.get("alpha", 0.2)

@@ -176,3 +176,24 @@ def test_pe3_rank1_and_vera_floor(tmp_path, low, expected):
             run_with(tmp_path, "vera", "rlvr", s, "vera", low + 0.03 * s)
     v, why = verdict(tmp_path, "PE3")
     assert v == expected, why
+
+
+# --- E1.B (issue 21): E1 per batch, from entk_steps.json ---------------------------------------------------
+
+
+def _steps(per_rel: float) -> dict:
+    return {"steps": [0, 10, 20], "intervals": [{"from": 0, "to": 10}, {"from": 10, "to": 20}],
+            "mean_angle_per_rel": per_rel}
+
+
+@pytest.mark.parametrize(("rl", "expected"), [(100.0, SUPPORTED), (900.0, CONTRADICTED), (None, INCONCLUSIVE)])
+def test_e1b_per_batch_entk_rotation(tmp_path, rl, expected):
+    for s in SEEDS:
+        sft = {"entk_steps.json": _steps(400.0 * (1 + 0.05 * s))}
+        make_run(tmp_path, "full", "sft", s, geo={"drift": 0.1}, files=sft)
+        make_run(tmp_path, "full", "rlvr", s, geo={"drift": 0.1},
+                 files={} if rl is None else {"entk_steps.json": _steps(rl * (1 + 0.07 * s))})
+    v, why = verdict(tmp_path, "E1.B")
+    assert v == expected, why
+    if rl is None:
+        assert "trajectory.entk=true" in why

@@ -136,6 +136,7 @@ def test_sketch_keeps_squared_norms_on_average():
     ("trajectory.sketch=maybe", "trajectory.sketch 'maybe'"),
     ("trajectory.fit_fraction=1.0", "trajectory.fit_fraction 1.0"),
     ("trajectory.sketch_dim=0", "trajectory.sketch_dim 0"),
+    ("trajectory.entk=yes", "trajectory.entk 'yes'"),
     # 10 steps, a snapshot every 10: none in the first half to fit the extrapolation on
     ("trajectory.every=10", "trajectory.every 10"),
 ])
@@ -159,7 +160,8 @@ def test_cli_run_records_the_trajectory(tmp_path):
     r = run_cli("-m", "model=tiny", "logger=none", "name=tr", "eval.max_gen_toks=4", "entk.enabled=false",
                 "report.on_sweep_end=false", "task=jsonl", f"task.path={tmp_path / 'digits.jsonl'}",
                 "task.n_train=8", "task.n_test=4", "adapter=lora", "objective.steps=3", "++objective.lr=0.01",
-                "trajectory.every=0,1", "trajectory.eval_extrapolated=true", out=tmp_path / "out", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+                "trajectory.every=0,1", "trajectory.eval_extrapolated=true", "trajectory.entk=true",
+                out=tmp_path / "out", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     assert r.returncode == 0, r.stderr[-3000:]
     jobs = {OmegaConf.load(p.parent / ".hydra" / "config.yaml").trajectory.every: p.parent
             for p in (tmp_path / "out" / "tr").glob("*/run.json")}
@@ -187,6 +189,11 @@ def test_cli_run_records_the_trajectory(tmp_path):
     assert ev["accuracy_trained"] == trained["accuracy"] and set(ev["scores"]) == set(trained["scores"])
     assert ev["accuracy_extrapolated"] == pytest.approx(sum(ev["scores"].values()) / len(ev["scores"]))
     assert not (off / "trajectory_eval.json").exists()
+    # the eNTK at every snapshot (E1.B): one interval per step, each with its update size
+    steps = json.loads((on / "entk_steps.json").read_text())
+    assert steps["steps"] == [0, 1, 2, 3] and [(i["from"], i["to"]) for i in steps["intervals"]] == [(0, 1), (1, 2), (2, 3)]
+    assert all(i["rel_step"] > 0 and 0 <= i["entk_mean_angle_deg"] <= 90 for i in steps["intervals"])
+    assert "trajectory_entk" in rec["timings"] and not (off / "entk_steps.json").exists()
 
 
 def test_bench_prints_costs_as_ratios_to_a_step(tiny_base, capsys):
