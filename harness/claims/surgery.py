@@ -23,8 +23,8 @@ NEEDS_TRAJ_EVAL = ("trajectory_eval.json (trajectory.every>0, trajectory.sketch=
 RANK1 = "rank k=1"
 RESTORE = "restore_top f=0.2"
 ALPHARL = 0.99  # "over 99 % of the gain": the fraction kept by the rank-1 part, held-out
-MOST = 0.5  # H1 "most of the OOD loss": more than half of it recovered
-LINEAR = 0.9  # "R² ≈ 0.9": the source's figure is the threshold the claim must reach
+MOST = 0.7  # H1: "recovers 70-80% of OOD performance" (arXiv 2508.16546 abstract): its lower figure
+LINEAR = 0.7  # "a highly linear manner (R² > 0.7)" (arXiv 2601.04537 v3 abstract): the source's own threshold
 # X1: "extrapolates to the trained model" as an equivalence of accuracy; the margin of L1 (lora_regret.MARGIN):
 # 0.05 absolute held-out accuracy, below the 95 % half-width of one 200-prompt accuracy near 0.5 (≈ 0.069)
 MARGIN = 0.05
@@ -97,7 +97,8 @@ register(Claim(
     "AlphaRL (arXiv 2510.00553)",
     "held-out fraction of the run's gain kept by W0 + rank-1 truncation of ΔW (per matrix), random null beside",
     "RLVR full FT (Sweep.groups), runs with surgery.json", f"fraction kept {ALPHARL}; claim: above",
-    "issue 21's reading of the paper: rank-1 part of the RL update recovers > 99 % of the accuracy gain",
+    "abstract: the top singular subspace of ΔW \"recovering over 99% of performance gains\", 8 LLMs x 7 RL "
+    "algorithms; the paper rescales the rank-1 update to ΔW's L2 norm, this edit truncates (no rescaling)",
     a1, order=130))
 
 
@@ -141,7 +142,7 @@ register(Claim(
     "entries does not", "The Path Not Taken (arXiv 2511.08567)",
     "per seed: held-out fraction of the gain kept by ΔW on W0's principal mask minus that kept by ΔW off it",
     "RLVR full FT (Sweep.groups), runs with surgery.json", "difference 0; claim: below",
-    "issue 21's reading of the paper: principal-mask-only loses accuracy, off-principal-only does not (figures)",
+    "paper: the mask ablation in figures (no numbers checked here)",
     m1, order=131))
 
 
@@ -158,7 +159,8 @@ register(Claim(
     "RL Is Neither a Panacea Nor a Mirage / RL Heals OOD Forgetting (arXiv 2508.16546, 2509.12235)",
     "over the OOD tasks the run lost on (told apart from 0): 1 − fraction of the change kept by restore_top f=0.2",
     "SFT full FT (Sweep.groups), runs with surgery.json", f"share recovered {MOST}; claim: above",
-    "issue 21's reading of the papers: restoring the top ~20 % singular directions recovers most of the OOD loss",
+    "2508.16546 abstract: \"restoring singular vector directions for the top 20% of values or first 25% of layers "
+    "recovers 70-80% of OOD performance\" (Llama-3.2-11B, Qwen-2.5-7B, 24-point card game)",
     h1, order=132))
 
 
@@ -187,7 +189,7 @@ register(Claim(
     "LIN1", "RLVR's weights move nearly linearly in the training step", "RLVR linearity (arXiv 2601.04537)",
     "whole-model R² of ΔW_t ≈ (t/T)·ΔW_T over the run's snapshots (rank-1-in-time R² beside)",
     "RLVR full FT (Sweep.groups), runs with trajectory_summary.json", f"R² {LINEAR}; claim: above",
-    "R² ≈ 0.9 (issue 21's reading of the paper)", lin1, order=133))
+    "v3 abstract: weights and log-probabilities evolve \"in a highly linear manner (R² > 0.7)\"", lin1, order=133))
 
 
 def x1(data: ClaimData) -> list[Part]:
@@ -209,7 +211,8 @@ register(Claim(
     "X1", "A rank-1 fit of the early update extrapolates to the trained model", "RELEX (arXiv 2605.21468)",
     "held-out accuracy of W0 + ΔŴ_T (ΔW_t ≈ t·β fitted on steps ≤ fit_fraction·T) minus the trained model's",
     "RLVR full FT (Sweep.groups), runs with trajectory_eval.json", f"equivalence margin ±{MARGIN} accuracy",
-    "a rank-1 fit of the first ~50 steps extrapolates to step 1000 (issue 21's reading of the paper)",
+    "abstract: \"observe only the first 50 steps and extrapolate to 1000 steps\", matching or exceeding RLVR with as "
+    "few as 15 % of its steps (Qwen2.5-Math-1.5B, Qwen3-4B/8B-Base)",
     x1, rule=x1_rule, order=134))
 
 
@@ -223,5 +226,5 @@ register(Claim(
     "PU1", "Per optimizer step, about 99 % of bf16-stored weights do not change", "PULSE (arXiv 2602.03839)",
     "1 − mean over steps of the whole-model share of values whose bf16 cast changed in the step",
     "RLVR full FT on the main task, any training dtype (Sweep.groups), runs with trajectory_summary.json",
-    f"share unchanged {PULSE}; claim: above", "~99 % of bf16 weights unchanged per step (issue 21's reading of the paper)",
+    f"share unchanged {PULSE}; claim: above", "abstract: \"approximately 99% of per-step weight updates are invisible after the BF16 cast\"",
     pu1, order=135))
