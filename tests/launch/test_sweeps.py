@@ -48,7 +48,11 @@ def first_job(sweep: str) -> list[str]:
 def test_sweep_runs_one_step_on_tiny(sweep, tmp_path):
     """The study's own settings (tasks, eval sizes, hooks) for one step of its first job, at tiny sizes; the
     prompt filter is off (the tiny model never answers right, so it would keep no prompt)."""
-    r = run_cli("-m", f"sweeps={sweep}", *first_job(sweep), "model=tiny", "logger=none", "objective.steps=1",
+    job = first_job(sweep)
+    # a study that records trajectories fits its extrapolation on the first half: 2 steps, a snapshot each
+    traj = compose_hydra(f"sweeps={sweep}", *job).trajectory.every > 0
+    steps = ["objective.steps=2", "trajectory.every=1"] if traj else ["objective.steps=1"]
+    r = run_cli("-m", f"sweeps={sweep}", *job, "model=tiny", "logger=none", *steps,
                 "passrate.k=2", "eval.limit=4", "task.n_train=8", "task.n_test=8", "prompt_filter.enabled=false",
                 out=tmp_path, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
