@@ -40,7 +40,7 @@ def test_list_prints_every_claim_with_its_source():
     lines = r.stdout.strip().splitlines()
     assert lines[-1].startswith("[harness] ") and int(lines[-1].split()[1]) == len(lines) - 1 >= 25
     ids = [line.split()[0] for line in lines[:-1]]
-    assert {"P7", "SR1", "RD1", "OD1", "PR1", "PE1", "PE3"} <= set(ids)
+    assert {"P7", "SR1", "RD1", "OD1", "PR1", "PE1", "PE2", "PE3"} <= set(ids)
     assert all(line.rstrip().endswith("]") and "[" in line for line in lines[:-1])
 
 
@@ -165,6 +165,23 @@ def test_pe1_dora_at_least_full(tmp_path, dora, expected):
             run_with(tmp_path, "dora", "rlvr", s, "dora", dora + 0.02 * s)
     v, why = verdict(tmp_path, "PE1")
     assert v == expected, why
+
+
+@pytest.mark.parametrize(("acc", "energy", "expected"), [
+    (0.3, 0.2, SUPPORTED),        # both below LoRA, PiSSA's update in W0's top-k subspace
+    (0.3, 0.002, CONTRADICTED),   # collapsed, but PiSSA's update off-principal: the stated cause is wrong
+    (0.8, 0.2, CONTRADICTED),     # no collapse
+    (None, None, INCONCLUSIVE)])
+def test_pe2_pissa_milora_collapse(tmp_path, acc, energy, expected):
+    for s in SEEDS:
+        run_with(tmp_path, "lora", "rlvr", s, "lora_r8", 0.6 + 0.01 * s, geo={"energy_k16": 0.01 * (1 + 0.1 * s)})
+        if acc is not None:
+            run_with(tmp_path, "pissa", "rlvr", s, "pissa", acc + 0.02 * s, geo={"energy_k16": energy * (1 + s / 5)})
+            run_with(tmp_path, "milora", "rlvr", s, "milora", acc + 0.03 * s, geo={"energy_k16": 0.001})
+    v, why = verdict(tmp_path, "PE2")
+    assert v == expected, why
+    if acc is None:
+        assert "PiSSA and LoRA r=8 under RLVR" in why
 
 
 @pytest.mark.parametrize(("low", "expected"), [(0.4, SUPPORTED), (0.8, CONTRADICTED), (None, INCONCLUSIVE)])
