@@ -14,6 +14,10 @@ SOURCE = "The Unlearnability Phenomenon in RLVR (arXiv 2605.16787)"
 NEEDS = "prompts.csv (passrate.enabled=true)"
 ALPHA = 0.05  # the permutation test's level for U2
 MOST = 0.5  # U3: SFT "learns them" = more than half of the RLVR-unlearnable prompts
+# U5: an augmentation "raises" an unlearnable prompt's gradient similarity to the rest when it adds at least 0.02
+# to the mean cosine: the sketch's per-pair cosine error sd at d = 4096 is <= 0.016 (harness/measure/gradsim.py),
+# so a smaller rise is not told apart from the projection.
+RAISE = 0.02
 
 
 def _frame(data: ClaimData):
@@ -119,3 +123,38 @@ register(Claim(
     "the RLVR condition and its SFT twin (same adapter and settings), seed by seed",
     f"{MOST} (most of them); claim: above", "not measured in the paper (asked for by its referee)",
     u3, order=122))
+
+
+def u5(data: ClaimData) -> list[Part]:
+    import pandas as pd
+
+    from harness.measure.classify import LEARNABLE, UNLEARNABLE
+
+    g = data.group(lambda r: r.get("objective") == "rlvr" and plain(r) and bool(
+        (data.sweep.run(r["run"]).path / "augment.csv").exists()))
+    name = "similarity to the rest: augmented − original (unlearnable prompts, per seed)"
+    if g.empty:
+        return [over_seeds(name, [], [], RAISE, "below", "augment.csv (augment.enabled=true, or python -m "
+                                                          "harness.measure.augment <sweep> after a passrate study)")]
+    vals, ref, kinds = [], [], set()
+    for run in g["run"]:
+        df = pd.read_csv(data.sweep.run(run).path / "augment.csv")
+        kinds |= set(df["kind"])
+        per_prompt = df.groupby(["class", "prompt_id"])["delta"].mean()
+        vals.append(float(per_prompt[UNLEARNABLE].mean()) if UNLEARNABLE in per_prompt.index else math.nan)
+        ref.append(float(per_prompt[LEARNABLE].mean()) if LEARNABLE in per_prompt.index else math.nan)
+    learn = np.nanmean(ref) if np.isfinite(ref).any() else math.nan
+    note = f"kinds: {', '.join(sorted(kinds))}; learnable prompts' change {learn:+.3f} (mean over seeds)"
+    return [over_seeds(name, vals, list(g["run"]), RAISE, "below",
+                       None if np.isfinite(vals).any() else "runs with RLVR-unlearnable prompts in augment.csv",
+                       note=note)]
+
+
+register(Claim(
+    "U5", "Data augmentation does not raise unlearnable prompts' gradient similarity", SOURCE,
+    "per seed: mean over RLVR-unlearnable prompts of (mean cosine of an augmentation's gradient to the other "
+    "prompts − the original's), gold-answer log-likelihood gradients at W0 (augment.csv)",
+    "the RLVR condition with prompts.csv and augment.csv (Sweep.groups)",
+    f"+{RAISE} (a rise below it is within the sketch's cosine error); claim: below",
+    "gradient similarity of unlearnable examples stays low after rephrasing and decomposition into subproblems "
+    "(no figure in the abstract)", u5, order=124))

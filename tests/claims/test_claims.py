@@ -315,7 +315,8 @@ def test_claims_study_grid_runs_what_the_claims_read(study, runs):
     assert len(cells) * len(seeds) == runs
     for (arm, obj), cfg in cells.items():
         assert cfg.objective.steps == 20 and cfg.kl.enabled
-        assert cfg.passk.enabled == cfg.passrate.enabled == (study == "claims" and arm == "full"), (arm, obj)
+        assert cfg.passk.enabled == cfg.passrate.enabled == cfg.augment.enabled == (study == "claims" and arm == "full"), (
+            arm, obj)
         assert cfg.entk.enabled == (arm == "full")
     assert cells[("lora_r1", "rlvr")].adapter.r == 1
     if study == "claims":

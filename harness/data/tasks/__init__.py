@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from harness.core.registry import Registry
 from harness.data.tasks.scoring import extract_answer, score
 
-__all__ = ["Example", "Task", "TaskKind", "KINDS", "register", "build_task", "prompt_id", "extract_answer",
+__all__ = ["Augmented", "Example", "Task", "TaskKind", "KINDS", "register", "build_task", "prompt_id", "extract_answer",
            "score"]
 
 
@@ -50,14 +50,31 @@ class Task:
         return [{"prompt": e.prompt, "answer": e.answer, "prompt_id": e.id} for e in getattr(self, split)]
 
 
+@dataclass(frozen=True)
+class Augmented:
+    """An augmentation of a prompt (*The Unlearnability Phenomenon in RLVR*, §5): a rephrasing of the same problem
+    or one self-contained subproblem of it, with its own gold answer."""
+
+    kind: str  # "rephrase" | "decompose"
+    prompt: str
+    answer: str
+    target: str
+
+
 class TaskKind:
     """A task kind: the examples a ``conf/task`` YAML describes. Subclasses implement :meth:`examples` and,
-    when the kind has settings of its own that can be wrong, :meth:`check`."""
+    when the kind has settings of its own that can be wrong, :meth:`check`; a kind that can rephrase or
+    decompose its own problems implements :meth:`augmentations`."""
 
     @classmethod
     def examples(cls, cfg: DictConfig) -> list[Example]:
         """Every distinct prompt the config describes (at least ``n_train + n_test``), in a fixed order."""
         raise NotImplementedError
+
+    @classmethod
+    def augmentations(cls, cfg: DictConfig, examples: list[Example]) -> dict[str, list[Augmented]]:
+        """Per example id, its augmentations (none by default: a user's file has no generator to ask)."""
+        return {}
 
     @classmethod
     def check(cls, cfg: DictConfig, key: str = "task") -> None:
