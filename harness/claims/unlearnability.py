@@ -18,6 +18,11 @@ MOST = 0.5  # U3: SFT "learns them" = more than half of the RLVR-unlearnable pro
 # to the mean cosine: the sketch's per-pair cosine error sd at d = 4096 is <= 0.016 (harness/measure/gradsim.py),
 # so a smaller rise is not told apart from the projection.
 RAISE = 0.02
+# U4: a technique "resolves" unlearnability when it makes at least 10 % of a first study's unlearnable prompts
+# learnable beyond what retraining them with the first study's own settings does (the plain arm, which also
+# absorbs the regression to the mean of prompts selected for a low pass rate).
+RESOLVES = 0.1
+PLAIN = "plain"
 
 
 def _frame(data: ClaimData):
@@ -123,6 +128,60 @@ register(Claim(
     "the RLVR condition and its SFT twin (same adapter and settings), seed by seed",
     f"{MOST} (most of them); claim: above", "not measured in the paper (asked for by its referee)",
     u3, order=122))
+
+
+def _learned(path, tau: float) -> dict[str, float]:
+    """Per training prompt of a run's prompts.csv: 1.0 when its pass@1 at the end is above ``tau``."""
+    import pandas as pd
+
+    df = pd.read_csv(path / "prompts.csv")
+    df = df[df["split"] == "train"]
+    return {str(p): float(e > tau) for p, e in zip(df["prompt_id"], df["pass_end"])}
+
+
+def u4(data: ClaimData) -> list[Part]:
+    from harness.core.stats import paired_bootstrap
+
+    by_tech: dict[str, dict[int, str]] = {}
+    for r in data.table.to_dict("records"):
+        run = data.sweep.run(r["run"])
+        tech = run.get("retrain.technique")
+        if tech and (run.path / "prompts.csv").exists():
+            by_tech.setdefault(str(tech), {})[int(r["seed"] or 0)] = r["run"]
+    others = sorted(t for t in by_tech if t != PLAIN)
+    if PLAIN not in by_tech or not others:
+        return [Part("learned share: technique − plain retraining", null=RESOLVES, side="below", unit="prompts",
+                     needs="a retrain study: harness train -m sweeps=unlearnable_retrain retrain.from=<first study>")]
+    learned = {run: _learned(data.sweep.run(run).path, float(data.sweep.run(run).get("passrate.tau", 0.1)))
+               for runs in by_tech.values() for run in runs.values()}
+    plain_runs = by_tech[PLAIN]
+    parts = []
+    for tech in others:
+        seeds = sorted(set(by_tech[tech]) & set(plain_runs))
+        runs = [x for s in seeds for x in (by_tech[tech][s], plain_runs[s])]
+        prompts = sorted(set.intersection(*(set(learned[x]) for x in runs))) if runs else []
+        a = [np.mean([learned[by_tech[tech][s]][p] for s in seeds]) for p in prompts]
+        b = [np.mean([learned[plain_runs[s]][p] for s in seeds]) for p in prompts]
+        name = f"learned share: {tech} − plain retraining"
+        if not prompts:
+            parts.append(Part(name, null=RESOLVES, side="below", unit="prompts", runs=runs,
+                              needs=f"{tech} and plain runs of the same seeds with prompts.csv"))
+            continue
+        d = paired_bootstrap(a, b)
+        parts.append(Part(name, d.estimate, d.lo, d.hi, len(prompts), RESOLVES, "below", unit="prompts", runs=runs,
+                          note=f"{len(seeds)} seeds; plain retraining learns {np.mean(b):.0%}, {tech} {np.mean(a):.0%}"))
+    return parts
+
+
+register(Claim(
+    "U4", "More rollouts, a higher temperature, a higher lr or more visits do not make unlearnable prompts learnable",
+    SOURCE, "per technique: share of a first study's unlearnable prompts learned (pass@1 at end > τ, mean over "
+    "seeds) − that share under plain retraining, paired by prompt, bootstrap over prompts",
+    "a retrain study (sweeps=unlearnable_retrain retrain.from=<first study>): each technique and plain, same seeds",
+    f"{RESOLVES} (a technique that resolves it makes at least that share learnable beyond plain); claim: below "
+    "for every technique",
+    "no significant difference in the unlearnable subset when varying the sampling and update batch sizes "
+    "(its appendix; lr 5e-7 to 1e-6, T as in training)", u4, order=123))
 
 
 def u5(data: ClaimData) -> list[Part]:

@@ -77,6 +77,13 @@ def train_run(cfg: DictConfig, job_dir: Path, rec: RunRecord) -> None:
         base = resolve_base(cfg.model)
     rec.update(base_dir=str(base))
     task = build_task(cfg.task)
+    if OmegaConf.select(cfg, "retrain.from", default=None) is not None:  # U4: a first study's unlearnable prompts
+        from harness.train.retrain import restrict
+
+        task, info = restrict(cfg.retrain, task)
+        rec.update(retrain=info)
+        print(f"[harness] retrain: {info['kept']} training prompts ({'/'.join(info['classes'])} in "
+              f"{info['seeds']} of {len(info['runs'])} runs of {info['from']})", flush=True)
     device = models.device_for(cfg.model)
     if cfg.get("prompt_filter") and cfg.prompt_filter.get("enabled", False):
         from harness.train.prompt_filter import filter_task

@@ -30,6 +30,7 @@ from harness.core.dist import per_device, world_size
 from harness.core.registry import BadValue, UnknownName, bad_choice
 from harness.data.sampling import SAMPLERS
 from harness.data.sources import DTYPE_NAMES
+from harness.train.retrain import CLASSES as RETRAIN_CLASSES
 
 # --- rules -------------------------------------------------------------------------------------------------
 
@@ -254,6 +255,16 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("trajectory.sketch_seed", integer(0), None),
     ("trajectory.fit_fraction", number(0, 1, lo_open=True, hi_open=True), None),
     ("trajectory.entk", one_of(True, False), None),
+    # U5 augmentation (harness/measure/augment.py), U4 retraining (harness/train/retrain.py)
+    ("augment.kinds", Rule(lambda v: STRINGS.ok(v) and bool(v) and set(v) <= {"rephrase", "decompose"},
+                           "a non-empty list of rephrase | decompose"), None),
+    ("augment.max_prompts", integer(2), None),
+    ("augment.dim", integer(1), None),
+    ("augment.seed", integer(0), None),
+    ("augment.params", one_of("matrices", "all"), None),
+    ("retrain.classes", Rule(lambda v: STRINGS.ok(v) and bool(v) and set(v) <= set(RETRAIN_CLASSES),
+                             f"a non-empty list of {' | '.join(RETRAIN_CLASSES)}"), None),
+    ("retrain.seeds", one_of("any", "every"), None),
     # logger, report
     ("logger.backend", one_of("wandb", "none"), None),
     ("logger.mode", one_of("offline", "online", "disabled"), lambda c: c.logger.get("backend") == "wandb"),
@@ -357,6 +368,10 @@ def _cross(cfg: DictConfig) -> Iterator[BadValue]:
     if tr is not None and tr.get("entk") is True and tr.get("sketch") is True:
         yield BadValue("trajectory.entk", True, "false unless trajectory.sketch is false or auto (the eNTK at a "
                                                 "snapshot needs the full ΔW)")
+    rt = cfg.get("retrain")
+    if rt is not None and rt.get("technique") is not None and rt.get("from") is None:
+        yield BadValue("retrain.from", None, "a first study's sweep dir, whose unlearnable prompts retrain.technique "
+                                             "retrains (e.g. retrain.from=outputs/claims)")
     ad, obj = cfg.get("adapter"), cfg.get("objective")
     if _sparse(cfg) and ad.get("criterion") == "non_principal":
         d, a = ad.get("density"), ad.get("alpha", 0.2)
@@ -430,6 +445,11 @@ def check_plugins(cfg: DictConfig, heavy: bool = True) -> Iterator[Exception]:
         for name in sg.get("only") or []:
             if name not in named:
                 yield UnknownName(bad_choice("surgery.only entry", str(name), named).removeprefix("error: "))
+    rt = cfg.get("retrain")
+    if rt is not None and rt.get("from") is not None:
+        from harness.train.retrain import check as check_retrain
+
+        yield from guarded("retrain.from", lambda: check_retrain(rt))
     obj = cfg.get("objective")
     if obj is not None and obj.get("reward") is not None:
         from harness.data.rewards import REWARDS

@@ -44,6 +44,22 @@ def first_job(sweep: str) -> list[str]:
     return [f"{key}={str(values).split(',')[0].strip()}" for key, values in params.items()]
 
 
+def first_study_of(root, *task_overrides: str):
+    """A first study for sweeps=unlearnable_retrain: one RL run whose prompts.csv calls two training prompts of the
+    study task (at these sizes) unlearnable."""
+    from harness.data.tasks import build_task
+    from tests.conftest import compose
+
+    task = build_task(compose("sweeps=unlearnable_retrain", *task_overrides).task)
+    run = root / "run0"
+    run.mkdir(parents=True)
+    rows = ["prompt_id,split,class"] + [f"{e.id},train,{'unlearnable' if i < 2 else 'easy'}"
+                                        for i, e in enumerate(task.train)]
+    (run / "prompts.csv").write_text("\n".join(rows) + "\n")
+    (run / "ledger.csv").write_text("step,prompt_id\n")
+    return root
+
+
 @pytest.mark.parametrize("sweep", SWEEPS)
 def test_sweep_runs_one_step_on_tiny(sweep, tmp_path):
     """The study's own settings (tasks, eval sizes, hooks) for one step of its first job, at tiny sizes; the
@@ -52,6 +68,8 @@ def test_sweep_runs_one_step_on_tiny(sweep, tmp_path):
     # a study that records trajectories fits its extrapolation on the first half: 2 steps, a snapshot each
     traj = compose_hydra(f"sweeps={sweep}", *job).trajectory.every > 0
     steps = ["objective.steps=2", "trajectory.every=1"] if traj else ["objective.steps=1"]
+    if sweep == "unlearnable_retrain":  # U4 retrains a first study's unlearnable prompts: two of the 8 here
+        job.append(f"retrain.from={first_study_of(tmp_path / 'first', 'task.n_train=8', 'task.n_test=8')}")
     r = run_cli("-m", f"sweeps={sweep}", *job, "model=tiny", "logger=none", *steps,
                 "passrate.k=2", "eval.limit=4", "task.n_train=8", "task.n_test=8", "prompt_filter.enabled=false",
                 out=tmp_path, timeout=900)
