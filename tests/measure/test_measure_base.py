@@ -15,7 +15,7 @@ from tests.conftest import compose
 
 def test_builtin_measurements_in_order():
     assert [(m.name, m.artifact) for m in ordered()] == [
-        ("eval", "eval.json"), ("surgery", "surgery.json"), ("passrate", "prompts.csv"), ("entk", "entk.json"), ("passk", "passk.json"),
+        ("eval", "eval.json"), ("surgery", "surgery.json"), ("passrate", "prompts.csv"), ("augment", "augment.csv"), ("entk", "entk.json"), ("passk", "passk.json"),
         ("kl", "kl.json")]
 
 
