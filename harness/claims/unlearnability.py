@@ -1,5 +1,6 @@
 """*The Unlearnability Phenomenon in RLVR* (arXiv 2605.16787): U1–U3, from ``prompts.csv`` and gradient
-sketches, through :mod:`harness.analysis.unlearn` (the same classes and tests as Table 4)."""
+sketches, through :mod:`harness.analysis.unlearn` (the same classes and tests as Table 4); U4 from a retrain
+study's ``prompts.csv`` (``sweeps=unlearnable_retrain``); U5 from ``augment.csv`` (:mod:`harness.measure.augment`)."""
 
 from __future__ import annotations
 
