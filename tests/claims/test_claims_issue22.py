@@ -74,6 +74,17 @@ def test_sr1_spurious_rewards(tmp_path, gains, expected):
         assert "objective.reward=format" in why
 
 
+def test_sr1_a_constant_reward_that_moved_nothing_is_no_evidence(tmp_path):
+    """The format reward on a base that always writes a readable answer pays every rollout 1: zero advantage,
+    ΔW = 0, gain exactly 0 -- inconclusive with the reason, not a contradiction (measured in the claims study)."""
+    for s in SEEDS:
+        run_with(tmp_path, "full", "rlvr", s, "full", 0.6, geo={})
+        run_with(tmp_path, "full", "rlvr", s, "full_random_reward", 0.7 + 0.01 * s, reward="random", geo={})
+        run_with(tmp_path, "full", "rlvr", s, "full_format_reward", 0.4, reward="format", geo={"rel_update": 0.0})
+    v, why = verdict(tmp_path, "SR1")
+    assert v == INCONCLUSIVE and "ΔW = 0 in 3 of 3 runs" in why and "no advantage" in why, why
+
+
 def test_runs_paid_a_spurious_reward_stay_out_of_the_reference_claims(tmp_path):
     # the verifier's runs gain less than SFT (P7 contradicted); spurious runs that gain a lot must not count
     for s in SEEDS:
