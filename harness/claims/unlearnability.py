@@ -182,7 +182,7 @@ register(Claim(
     f"{RESOLVES} (a technique that resolves it makes at least that share learnable beyond plain); claim: below "
     "for every technique",
     "no significant difference in the unlearnable subset when varying the sampling and update batch sizes "
-    "(its appendix; lr 5e-7 to 1e-6, T as in training)", u4, order=123))
+    "(its appendix; lr 5e-7 to 1e-6); the paper reports no share per technique", u4, order=123))
 
 
 def u5(data: ClaimData) -> list[Part]:

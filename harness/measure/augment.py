@@ -65,7 +65,7 @@ def similarities(orig: np.ndarray, aug: list[tuple[int, str, np.ndarray]]) -> tu
     return sim_orig, out
 
 
-def augment_run(cfg: DictConfig, job_dir: Path, task, base: Path | str, model=None, tok=None) -> dict:
+def augment_run(cfg: DictConfig, job_dir: Path, task, base: Path | str) -> dict:
     """Measure one run (see the module doc); returns what ``augment.json`` holds."""
     from harness.data.tasks import KINDS
     from harness.measure.gradsim import CountSketch, gradient_params, loglik_gradient_sketch
@@ -87,10 +87,9 @@ def augment_run(cfg: DictConfig, job_dir: Path, task, base: Path | str, model=No
     if len(rows) < 2 or not any(augs.values()):
         return write_artifact(job_dir, "augment.json", {"skipped": f"task {cfg.task.name!r} gives no augmentations "
                                                                    f"of kinds {kinds} (or fewer than 2 prompts)"})
-    if model is None:
-        from harness.data.models import load_base
+    from harness.data.models import load_base
 
-        model, tok = load_base(cfg.model, base)
+    model, tok = load_base(cfg.model, base)
     model.eval()
     sketch = CountSketch(a["dim"], a["seed"])
     names = gradient_params(model, a["params"])
@@ -161,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     bad = [o for o in args.overrides if not o.startswith("augment.") or "=" not in o]
     if bad:
-        print(f"error: override {bad[0]!r} is not augment.<key>=<value> (keys: {', '.join(block(OmegaConf.create({}), 'augment'))})",
-              file=sys.stderr)
+        keys = ", ".join(block(OmegaConf.create({}), "augment"))
+        print(f"error: override {bad[0]!r} is not augment.<key>=<value> (keys: {keys})", file=sys.stderr)
         return 2
     done = 0
     for run in runs:
