@@ -449,7 +449,7 @@ def check_plugins(cfg: DictConfig, heavy: bool = True) -> Iterator[Exception]:
     if rt is not None and rt.get("from") is not None:
         from harness.train.retrain import check as check_retrain
 
-        yield from guarded("retrain.from", lambda: check_retrain(rt))
+        yield from guarded("retrain.from", lambda: check_retrain(rt, cfg.get("task")))
     obj = cfg.get("objective")
     if obj is not None and obj.get("reward") is not None:
         from harness.data.rewards import REWARDS

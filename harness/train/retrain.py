@@ -29,8 +29,10 @@ def source_runs(path: Path | str) -> list[Path]:
     return [d for d in dirs if (d / "ledger.csv").exists()]
 
 
-def check(cfg: DictConfig) -> None:
-    """``retrain.from`` holds RL runs with ``prompts.csv`` (launch time: cheap, reads no model)."""
+def check(cfg: DictConfig, task_cfg: DictConfig | None = None) -> None:
+    """``retrain.from`` holds RL runs with ``prompts.csv`` and, given the job's task config, some of the selected
+    prompts are in that task's training split (launch time: reads no model; the task is generated once per
+    (source, task) in a launch)."""
     src = cfg.get("from")
     if src is None:
         return
@@ -39,6 +41,18 @@ def check(cfg: DictConfig) -> None:
     if not source_runs(src):
         raise BadValue("retrain.from", src, "a directory whose RL runs wrote prompts.csv and ledger.csv "
                                             "(a first study with passrate.enabled=true)")
+    if task_cfg is not None:
+        from omegaconf import OmegaConf
+
+        key = (str(src), OmegaConf.to_yaml(cfg), OmegaConf.to_yaml(task_cfg))
+        if key not in _CHECKED:
+            from harness.data.tasks import build_task
+
+            restrict(cfg, build_task(task_cfg))  # raises the one-line error when none is in the task
+            _CHECKED.add(key)
+
+
+_CHECKED: set[tuple[str, str, str]] = set()
 
 
 def selected(cfg: DictConfig) -> tuple[list[str], dict]:
@@ -63,8 +77,8 @@ def restrict(cfg: DictConfig, task: Task) -> tuple[Task, dict]:
     keep = set(ids)
     train = [e for e in task.train if e.id in keep]
     if not train:
-        raise BadValue("retrain.from", cfg["from"], f"a study of this task: none of its {len(ids)} "
-                                                    f"{'/'.join(info['classes'])} prompts is in task "
-                                                    f"{task.name!r}'s training split")
+        raise BadValue("retrain.from", cfg["from"], f"a study of this task (set task= to the first study's): none "
+                                                    f"of its {len(ids)} {'/'.join(info['classes'])} prompts is in "
+                                                    f"task {task.name!r}'s training split")
     info.update(selected=len(ids), kept=len(train))
     return Task(task.name, train, task.test), info

@@ -74,6 +74,21 @@ def test_check_wants_rl_runs_with_prompts_csv(tmp_path):
     check(OmegaConf.create({"from": str(first_study(tmp_path / "rl", [{"a": "unlearnable"}]))}))
 
 
+def test_a_first_study_of_another_task_fails_at_launch(tmp_path):
+    """The claims study trains on arithmetic_study; the retrain study on the default arithmetic task finds none of
+    its prompts: one line naming retrain.from and the fix, exit 2, before anything loads."""
+    from harness.data.tasks import build_task
+
+    task = build_task(compose("task=arithmetic_study").task)
+    first = first_study(tmp_path / "first", [{e.id: "unlearnable" for e in task.train[:3]}])
+    r = run_cli("model=tiny", "task=arithmetic", f"retrain.from={first}", "logger=none", out=tmp_path / "out",
+                timeout=300)
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "retrain.from" in lines[0] and "set task=" in lines[0], lines
+    assert not any((tmp_path / "out").rglob("run.json"))
+
+
 @pytest.mark.parametrize(("args", "key"), [
     (["sweeps=unlearnable_retrain"], "retrain.from None"),                       # the study without its source
     (["retrain.from=/nonexistent/claims"], "retrain.from '/nonexistent/claims'"),
