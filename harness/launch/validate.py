@@ -31,6 +31,7 @@ from harness.core.registry import BadValue, UnknownName, bad_choice
 from harness.data.sampling import SAMPLERS
 from harness.data.sources import DTYPE_NAMES
 from harness.train.retrain import CLASSES as RETRAIN_CLASSES
+from harness.train.retrain import SEEDS as RETRAIN_SEEDS
 
 # --- rules -------------------------------------------------------------------------------------------------
 
@@ -264,7 +265,7 @@ RULES: list[tuple[str, Rule, Callable[[DictConfig], bool] | None]] = [
     ("augment.params", one_of("matrices", "all"), None),
     ("retrain.classes", Rule(lambda v: STRINGS.ok(v) and bool(v) and set(v) <= set(RETRAIN_CLASSES),
                              f"a non-empty list of {' | '.join(RETRAIN_CLASSES)}"), None),
-    ("retrain.seeds", one_of("any", "every"), None),
+    ("retrain.seeds", one_of(*RETRAIN_SEEDS), None),
     # logger, report
     ("logger.backend", one_of("wandb", "none"), None),
     ("logger.mode", one_of("offline", "online", "disabled"), lambda c: c.logger.get("backend") == "wandb"),

@@ -158,10 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: path {str(args.path)!r} is neither a run dir nor a sweep dir (no */.hydra/config.yaml)",
               file=sys.stderr)
         return 2
-    bad = [o for o in args.overrides if not o.startswith("augment.") or "=" not in o]
+    keys = list(block(OmegaConf.create({}), "augment"))
+    bad = [o for o in args.overrides if o.split("=", 1)[0].removeprefix("augment.") not in keys
+           or not o.startswith("augment.") or "=" not in o]
     if bad:
-        keys = ", ".join(block(OmegaConf.create({}), "augment"))
-        print(f"error: override {bad[0]!r} is not augment.<key>=<value> (keys: {keys})", file=sys.stderr)
+        print(f"error: override {bad[0]!r} is not augment.<key>=<value> (keys: {', '.join(keys)})", file=sys.stderr)
         return 2
     done = 0
     for run in runs:

@@ -117,7 +117,7 @@ def test_augment_skips_without_prompts_or_rollouts(tmp_path):
     assert json.loads((tmp_path / "augment.json").read_text())["skipped"]
 
 
-@pytest.mark.parametrize("args", [["/nonexistent/sweep"], [".", "max_prompts=3"]])
+@pytest.mark.parametrize("args", [["/nonexistent/sweep"], [".", "max_prompts=3"], [".", "augment.max_promts=3"]])
 def test_cli_bad_input_one_line_exit_2(args, tmp_path):
     if args[0] == ".":
         (tmp_path / ".hydra").mkdir()
