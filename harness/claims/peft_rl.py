@@ -13,8 +13,8 @@ W0's top-k singular subspace (``energy_<k>``, docs/metrics.md) above LoRA's."""
 from __future__ import annotations
 
 from harness.claims.base import Claim, Part, register
-from harness.claims.data import ClaimData, full_under, log_ratio, matched_differences, over_seeds, plain
-from harness.claims.path_not_taken import label
+from harness.claims.data import ClaimData, flat, full_under, matched_differences, over_seeds, plain
+from harness.claims.path_not_taken import label, pair_logs
 
 SOURCE = "Evaluating Parameter-Efficient Methods for RLVR (arXiv 2512.23165)"
 
@@ -42,10 +42,10 @@ def pe2(data: ClaimData) -> list[Part]:
         parts.append(over_seeds(f"held-out acc: {name} − LoRA r={LORA_R} (RLVR)", vals, runs, 0.0, "below", needs))
     col = f"geo:energy_{label(data, 'energy')}"
     pairs = data.seed_matched(adapter_rlvr("pissa"), lora)
-    runs = [r for p in pairs for r in p]
+    runs = flat(pairs)
     needs = (f"PiSSA and LoRA r={LORA_R} under RLVR, same seeds (≥ 2)" if not pairs
              else data.geo_needs(runs, col))
-    vals = [] if needs else [log_ratio(data.value(a, col), data.value(b, col)) for a, b in pairs]
+    vals = [] if needs else pair_logs(data, pairs, col)
     parts.append(over_seeds(f"log(ΔW energy in W0's top-k) PiSSA / LoRA r={LORA_R} (RLVR)", vals, runs, 0.0,
                             "above", needs, note=col.removeprefix("geo:")))
     return parts
