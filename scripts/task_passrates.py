@@ -3,10 +3,12 @@ and difficulties the base partly solves (mean pass@1 between ~0.15 and ~0.85), s
 
     OMP_NUM_THREADS=1 python scripts/task_passrates.py screen          # candidate components, 40 prompts each
     OMP_NUM_THREADS=1 python scripts/task_passrates.py tasks chain_sum gcd lcm leg_counting   # the task YAMLs
+    python scripts/task_passrates.py tasks arithmetic_study --split test --model smollm2-135m-teacher   # a model
 
 pass@1 of a prompt = mean exact-match score (``harness.data.tasks.score``, the RLVR reward) of K = 8 samples at
 T = 0.7, 16 new tokens (``passrate``'s defaults), drawn with ``harness.measure.passrate.sample_completions``.
-A ``tasks`` run measures each YAML's training split per ``group`` and appends a table to ``--out``.
+A ``tasks`` run measures each YAML's training split (``--split test``: its held-out split) per ``group`` and
+appends a table to ``--out``; ``--model`` names the model config (conf/model) whose warmed base answers.
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ SCREEN: list[tuple[str, str, dict]] = [
 ]
 
 
-def load_base():
-    """The warmed default base (model=smollm2-135m), on one thread."""
+def load_base(model: str = "smollm2-135m"):
+    """The warmed base of ``model=<model>`` (built and cached first if needed), on one thread."""
     import torch
     from hydra import compose, initialize_config_dir
 
@@ -57,7 +59,7 @@ def load_base():
 
     torch.set_num_threads(1)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["logger=none"])
+        cfg = compose(config_name="config", overrides=["logger=none", f"model={model}"])
     model, tok = load(cfg.model, device="cpu")
     model.eval()
     return model, tok, cfg
@@ -115,15 +117,16 @@ def tasks(model, tok, names: list[str], args) -> list[str]:
             cfg = compose(config_name="config", overrides=["logger=none", f"task={name}"]).task
         task = build_task(cfg)
         t0 = time.time()
-        rates = passrates(model, tok, task.train, args.k, args.temperature, args.max_new_tokens, args.seed)
+        split = task.test if args.split == "test" else task.train
+        rates = passrates(model, tok, split, args.k, args.temperature, args.max_new_tokens, args.seed)
         dt = time.time() - t0
-        groups = list(dict.fromkeys(e.group for e in task.train))
+        groups = list(dict.fromkeys(e.group for e in split))
         for g in groups:
             comp = next(c for c in cfg.mix if c.get("group") == g)
             settings = ", ".join(f"{k}={v}" for k, v in comp.items() if k not in ("group", "weight"))
-            lines.append(row(f"task={name}", g, settings, [e for e in task.train if e.group == g], rates, dt))
+            lines.append(row(f"task={name}", g, settings, [e for e in split if e.group == g], rates, dt))
             print(lines[-1], flush=True)
-        lines.append(row(f"task={name}", "all", f"{cfg.dataset}, train split", task.train, rates, dt))
+        lines.append(row(f"task={name}", "all", f"{cfg.dataset}, {args.split} split", split, rates, dt))
         print(lines[-1], flush=True)
     return lines
 
@@ -138,16 +141,19 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--max-new-tokens", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--split", choices=["train", "test"], default="train", help="the split measured (tasks mode)")
+    ap.add_argument("--model", default="smollm2-135m", help="model config of conf/model whose warmed base answers")
     ap.add_argument("--out", type=Path, default=None, help="append the table to this markdown file")
     args = ap.parse_args()
-    model, tok, cfg = load_base()
+    model, tok, cfg = load_base(args.model)
     t0 = time.time()
     lines = screen(model, tok, args) if args.mode == "screen" else tasks(model, tok, args.names, args)
     if args.out is not None:
         from harness.core.store import atomic_write_text
 
         old = args.out.read_text() if args.out.exists() else ""
-        title = ("Screen: candidate components" if args.mode == "screen" else "The task YAMLs (training split)")
+        title = ("Screen: candidate components" if args.mode == "screen"
+                 else f"The task YAMLs ({args.split} split), model={args.model}")
         block = (f"\n## {title}\n\nK = {args.k}, T = {args.temperature}, {args.max_new_tokens} new tokens, "
                  f"sampling seed {args.seed}, base: warmed `{cfg.model.name}`; {time.time() - t0:.0f} s in all "
                  f"(1 thread, shared 2-core machine).\n\n{HEADER}\n" + "\n".join(lines) + "\n")

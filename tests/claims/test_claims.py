@@ -299,7 +299,7 @@ def test_claims_studies_compose(study):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("study,runs", [("claims", 54), ("claims_quick", 8)])
+@pytest.mark.parametrize("study,runs", [("claims", 57), ("claims_quick", 8)])
 def test_claims_study_grid_runs_what_the_claims_read(study, runs):
     """Each arm runs under the objectives it lists (the rest of the grid is skipped): the study file's run count,
     the arms' settings, and which runs measure pass@k / pass rates."""
@@ -328,5 +328,8 @@ def test_claims_study_grid_runs_what_the_claims_read(study, runs):
         assert ("full_rft", "rft") in cells and ("full", "rft") not in cells
         assert cells[("dora", "rlvr")].adapter.name == "dora" and cells[("vera", "rlvr")].adapter.name == "vera"
         assert [cells[(a, "rlvr")].adapter.name for a in ("pissa", "milora", "lora_r8")] == ["pissa", "milora", "lora"]
+        gkd = cells[("full_gkd", "gkd")]  # OD1: a teacher every job can build or read, and no other cell
+        assert gkd.adapter.name == "full" and gkd.objective.teacher == "model:smollm2-135m-teacher"
+        assert [k for k in cells if k[1] == "gkd"] == [("full_gkd", "gkd")]
         assert cells[("lora_r8", "rlvr")].adapter.r == 8 and ("milora", "sft") not in cells
         assert cells[("full", "rlvr")].trajectory.entk and not cells[("full_rft", "rft")].trajectory.every
