@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +42,8 @@ from safetensors.torch import save_file
 
 from harness.analysis.geometry.sources import matrix_kind, sort_names
 from harness.core.store import atomic_savefig, atomic_write_json
+from harness.core.weights import snapshot_files
 from harness.measure.base import scrub
-
-STEP_FILE = re.compile(r"step_(\d+)\.safetensors$")
-
-
-def snapshot_files(traj_dir: Path) -> dict[int, Path]:
-    """Step -> snapshot file, in step order."""
-    found = {int(m.group(1)): p for p in traj_dir.iterdir() if (m := STEP_FILE.search(p.name))}
-    return dict(sorted(found.items()))
 
 
 def snapshot_gram(series: torch.Tensor) -> torch.Tensor:

@@ -25,16 +25,9 @@ from omegaconf import DictConfig
 from safetensors.torch import load_file
 
 from harness.core.config import block
+from harness.core.weights import snapshot_files
 from harness.measure.base import write_artifact
 from harness.measure.entk import base_gram, compare_grams, entk_gram
-
-
-def snapshots(traj_dir: Path) -> dict[int, Path]:
-    """Step -> full snapshot file, in step order (the trajectory's own naming, ``step_<t>.safetensors``)."""
-    out = {}
-    for p in traj_dir.glob("step_*.safetensors"):
-        out[int(p.stem.removeprefix("step_"))] = p
-    return dict(sorted(out.items()))
 
 
 def entk_steps_for_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base: Path | str) -> dict:
@@ -53,7 +46,7 @@ def entk_steps_for_run(cfg: DictConfig, job_dir: Path, merged, tok, task, base: 
     device = str(next(merged.parameters()).device)
     model, _ = models.load_base(cfg.model, base, device)
     model.eval()
-    files = snapshots(traj)
+    files = snapshot_files(traj)
     w0 = {name: model.get_parameter(name).detach().clone() for name in load_file(str(next(iter(files.values()))))}
     w0_norm = math.sqrt(sum(float(w.double().pow(2).sum()) for w in w0.values()))
     grams, prev, sizes = [], None, []

@@ -30,6 +30,7 @@ from safetensors.torch import save_file
 from transformers import TrainerCallback
 
 from harness.core import dist
+from harness.core.weights import snapshot_name
 
 #: Automatic sketch: when all full fp32 snapshots of a run together would exceed ``trajectory.max_full_gb``.
 GB = 1024**3
@@ -104,7 +105,7 @@ class TrajectoryCallback(TrainerCallback):
         delta = self.adapter.delta(model, self.original, self.names).weights
         if self.meta["kind"] == "sketch":
             delta = sketch(delta, self.dim, self.seed)
-        path = self.dir / f"step_{step}.safetensors"
+        path = self.dir / snapshot_name(step)
         save_file({k: v.float().contiguous() for k, v in delta.items()}, str(path),
                   metadata={"step": str(step), "kind": self.meta["kind"], "sketch_dim": str(self.dim),
                             "sketch_seed": str(self.seed)})
