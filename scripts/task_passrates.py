@@ -60,7 +60,9 @@ def load_base(model: str = "smollm2-135m"):
     torch.set_num_threads(1)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["logger=none", f"model={model}"])
-    model, tok = load(cfg.model, device="cpu")
+    from harness.train.warmup import resolve_base
+
+    model, tok = load(cfg.model, resolve_base(cfg.model), device="cpu")
     model.eval()
     return model, tok, cfg
 
