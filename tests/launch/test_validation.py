@@ -258,3 +258,14 @@ def test_types_come_from_the_defaults():
     (line,) = errors("model=tiny", "eval.until=stop")  # a list in the YAML
     assert "eval.until 'stop'" in line
     assert errors("model=tiny", "passk.temperature=1") == []  # an integer where the default is a float is a number
+
+
+def test_cells_that_run_objectives_leaves_out_are_not_checked():
+    """A grid cell that run_objectives skips trains nothing, so its settings do not stop the sweep (the claims
+    study's gkd column has a teacher only where an arm runs gkd); a cell that runs is checked, and so is a bad
+    run_objectives itself."""
+    grid = ["model=tiny", "logger=none", "objective=sft,gkd"]
+    assert errors(*grid, "run_objectives=[sft]", multirun=True) == []
+    bad = errors(*grid, "run_objectives=[gkd]", multirun=True)
+    assert bad and "objective.teacher" in bad[0]
+    assert "run_objectives ['gdk']" in errors(*grid, "run_objectives=[gdk]", multirun=True)[0]
