@@ -51,7 +51,17 @@ def u1(data: ClaimData) -> list[Part]:
     vals = [hard_fractions(list(s["class"]))[UNLEARNABLE] for _, s in d.groupby("seed")]
     all_seeds = hard_fractions(list(d.drop_duplicates("prompt_id").class_all_seeds))[UNLEARNABLE]
     return [over_seeds("unlearnable share of hard prompts (per seed)", vals, sorted(d.run.unique()), 0.0, "above",
-                       note=f"{cond}; unlearnable in every seed: {all_seeds:.0%} of hard")]
+                       note=f"{cond}; unlearnable in every seed: {all_seeds:.0%} of hard{resolution(d)}")]
+
+
+def resolution(d) -> str:
+    """What "learned" (pass@1 > τ at the end) means in samples at the measured K: with few samples one lucky
+    correct sample already counts (K = 8, τ = 0.1: 1 of 8; the paper's K = 32: 4 of 32)."""
+    if "k" not in d or "tau" not in d:
+        return ""
+    pairs = sorted({(int(k), float(t)) for k, t in zip(d["k"], d["tau"]) if k == k and t == t})
+    return "".join(f"; K = {k}: learned = at least {math.floor(t * k) + 1} of {k} samples correct at the end"
+                   for k, t in pairs)
 
 
 register(Claim(

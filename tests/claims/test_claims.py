@@ -203,6 +203,20 @@ def test_u1_unlearnable_share(tmp_path, case, expected):
     assert v == expected, why
 
 
+def test_u1_says_what_learned_means_in_samples(tmp_path):
+    """K = 8 at τ = 0.1: one correct sample of 8 at the end counts as learned; the note says so."""
+    from harness.claims.data import ClaimData
+
+    for s in (0, 1, 2):
+        text = _prompts_csv([True] * 3).splitlines()
+        csv = "\n".join([text[0] + ",k"] + [line + ",8" for line in text[1:]]) + "\n"
+        make_run(tmp_path, "full", "rlvr", s, files={"prompts.csv": csv})
+    from harness.claims.unlearnability import u1
+
+    (part,) = u1(ClaimData.load(load_sweep(tmp_path)))
+    assert "K = 8: learned = at least 1 of 8 samples correct" in part.note
+
+
 # --- Y1: pass@k, base catches up ----------------------------------------------------------------------------
 
 
