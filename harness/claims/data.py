@@ -59,7 +59,8 @@ def claim_table(sweep: Sweep) -> pd.DataFrame:
                "beta": _num(run.get("objective.beta", 0.0)) if run.get("objective.beta") is not None else 0.0,
                "dtype": str(run.get("model.dtype") or "float32"), "r": _num(run.get("adapter.r")),
                "criterion": str(run.get("adapter.criterion") or "–"), "lr": _num(lr),
-               "reward": str(run.get("objective.reward") or "verifier")}
+               "reward": str(run.get("objective.reward") or "verifier"),
+               "delta_norm": _num((run.json("run.json") or {}).get("delta_norm"))}  # ‖ΔW‖_F, every run has it
         pk = run.json("passk.json")
         if pk:
             row.update({"passk_k": len(pk.get("k") or []), "pass1_base": _num(pk.get("pass1_base")),
@@ -119,7 +120,7 @@ def full_under(objective: str, reward: str = "verifier") -> Select:
     """Full fine-tuning under ``objective`` at the reference settings, paid ``reward`` (the spurious-reward arms
     are the verifier's runs with another reward)."""
     return lambda r: (r.get("adapter") == "full" and r.get("objective") == objective and main_task(r)
-                      and ungated(r) and str(r.get("reward") or "verifier") == reward)
+                      and ungated(r) and (verified(r) if reward == "verifier" else str(r.get("reward")) == reward))
 
 
 def full_ref(row: dict) -> bool:

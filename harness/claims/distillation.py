@@ -47,15 +47,16 @@ def od1(data: ClaimData) -> list[Part]:
 
 
 def between(parts: list[Part]) -> Result:
-    """Supported: every part's interval inside (0, 1); contradicted: some part's interval wholly below 0 or
-    above 1; else inconclusive."""
+    """Supported: every part's interval inside (0, 1); contradicted: some part's interval wholly outside it (at
+    or below 0, at or above 1: touching the bound counts as outside, as :func:`judge` treats the null); else
+    inconclusive."""
     reasons, verdicts = [], []
     for p in parts:
         if not estimated(p):
             v, why = judge(p)
         else:
             why = f"{p.name} {p.estimate:.3g} [{p.lo:.3g}, {p.hi:.3g}] vs (0, 1)"
-            v = (SUPPORTED if 0 < p.lo and p.hi < 1 else CONTRADICTED if p.hi < 0 or p.lo > 1 else INCONCLUSIVE)
+            v = (SUPPORTED if 0 < p.lo and p.hi < 1 else CONTRADICTED if p.hi <= 0 or p.lo >= 1 else INCONCLUSIVE)
         verdicts.append(v)
         reasons.append(why)
     if CONTRADICTED in verdicts:

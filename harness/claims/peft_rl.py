@@ -1,4 +1,4 @@
-"""*Evaluating Parameter-Efficient Methods for RLVR* (arXiv 2512.23165, PeRL): PE1, DoRA does at least as well as
+"""*Evaluating Parameter-Efficient Methods for RLVR* (arXiv 2512.23165, PeRL): PE1, DoRA beats
 full fine-tuning under RLVR; PE2, the SVD-initialised PiSSA and MiLoRA collapse under RLVR; PE3, rank-1 LoRA and VeRA
 hit an expressivity floor under RLVR (against L1's rank-1 parity).
 
@@ -13,13 +13,14 @@ W0's top-k singular subspace (``energy_<k>``, docs/metrics.md) above LoRA's."""
 from __future__ import annotations
 
 from harness.claims.base import Claim, Part, register
-from harness.claims.data import ClaimData, flat, full_under, matched_differences, over_seeds, plain
+from harness.claims.data import ClaimData, Select, flat, full_under, matched_differences, over_seeds, plain
 from harness.claims.path_not_taken import label, pair_logs
 
 SOURCE = "Evaluating Parameter-Efficient Methods for RLVR (arXiv 2512.23165)"
 
 
-def adapter_rlvr(name: str, r: float | None = None):
+def adapter_rlvr(name: str, r: float | None = None) -> Select:
+    """Runs of adapter ``name`` (of rank ``r`` when given) under RLVR at the reference settings."""
     return lambda row: (row.get("adapter") == name and row.get("objective") == "rlvr" and plain(row)
                         and (r is None or row.get("r") == r))
 
@@ -61,7 +62,7 @@ def pe3(data: ClaimData) -> list[Part]:
 
 
 register(Claim(
-    "PE1", "DoRA does at least as well as full fine-tuning under RLVR", SOURCE,
+    "PE1", "DoRA beats full fine-tuning under RLVR (held-out accuracy above)", SOURCE,
     "held-out accuracy, DoRA − full FT, under RLVR, seed-matched",
     "DoRA (claims arm dora) and full FT (claims arm full) under RLVR, beta 0, fp32",
     "0; claim: above",

@@ -34,8 +34,12 @@ def split_half(prompts: list[dict]) -> tuple[float, float]:
 
 
 def pr1(data: ClaimData) -> list[Part]:
-    g = data.group(full_under("rlvr"))
-    runs = list(g["run"]) if len(g) else []
+    rows = data.select(full_under("rlvr"))
+    steps_of = {r: int(data.sweep.run(r).get("objective.steps") or 0) for r in rows["run"]} if len(rows) else {}
+    longest = max(steps_of.values(), default=0)
+    # "prolonged": the condition of the longest runs (the one with most seeds among those), not the largest one
+    conditions = [list(g["run"]) for _, g in data.sweep.groups(rows)] if len(rows) else []
+    runs = max(([r for r in c if steps_of[r] == longest] for c in conditions), key=len, default=[])
     vals, sizes = [], []
     for r in runs:
         pk = data.sweep.run(r).json("passk.json") or {}
@@ -46,9 +50,9 @@ def pr1(data: ClaimData) -> list[Part]:
     needs = None if runs else "full FT RLVR runs (≥ 2 seeds)"
     if runs and len(vals) < len(runs):
         needs = "passk.json with per-prompt counts (passk.enabled=true)"
-    steps = sorted({int(data.sweep.run(r).get("objective.steps") or 0) for r in runs})
-    note = (f"{sum(sizes) / len(sizes):.1f} base-unsolved prompts per run (expected); RLVR steps {steps}"
-            if sizes else "")
+    shorter = sorted(set(steps_of.values()) - {longest})
+    note = (f"{sum(sizes) / len(sizes):.1f} base-unsolved prompts per run (expected); RLVR steps {longest}"
+            + (f" (runs of {shorter} steps left out)" if shorter else "") if sizes else "")
     return [over_seeds("pass@h on base-unsolved prompts: run − base (split-half)", [] if needs else vals, runs,
                        0.0, "above", needs, note)]
 

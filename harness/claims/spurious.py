@@ -25,10 +25,13 @@ def sr1(data: ClaimData) -> list[Part]:
         needs = None if len(g) else f"full FT RLVR runs with objective.reward={reward} (≥ 2 seeds)"
         if runs and not data.has("gain_id", runs):
             needs = "eval.json (held-out accuracy of base and run)"
-        if not needs and data.has("geo:rel_update", runs) and (zero := data.geo_needs(runs, "geo:rel_update")):
-            # a reward that pays every rollout of a group the same gives GRPO no advantage: ΔW = 0 says nothing
-            # about the claim (the format reward on a base that always writes a readable answer)
-            needs = f"{zero}: the {reward} reward paid every rollout of each group the same, so GRPO had no advantage"
+        # a reward that pays every rollout of a group the same gives GRPO no advantage: ΔW = 0 says nothing about
+        # the claim (the format reward on a base that always writes a readable answer). ‖ΔW‖ from run.json, which
+        # every run writes, or the analyzer's relative update
+        still = [r for r in runs if data.value(r, "delta_norm") == 0 or data.value(r, "geo:rel_update") == 0]
+        if not needs and still:
+            needs = (f"a nonzero update (ΔW = 0 in {len(still)} of {len(runs)} runs): the {reward} reward paid every "
+                     "rollout of each group the same, so GRPO had no advantage")
         vals = [] if needs else [data.value(r, "gain_id") for r in runs]
         parts.append(over_seeds(f"held-out gain under the {reward} reward", vals, runs, 0.0, "above", needs, ref))
     return parts

@@ -5,11 +5,15 @@ study's ``prompts.csv`` (``sweeps=unlearnable_retrain``); U5 from ``augment.csv`
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harness.claims.base import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Claim, Part, Result, register
 from harness.claims.data import ClaimData, over_seeds, plain
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SOURCE = "The Unlearnability Phenomenon in RLVR (arXiv 2605.16787)"
 NEEDS = "prompts.csv (passrate.enabled=true)"
@@ -20,8 +24,9 @@ MOST = 0.5  # U3: SFT "learns them" = more than half of the RLVR-unlearnable pro
 # so a smaller rise is not told apart from the projection.
 RAISE = 0.02
 # U4: a technique "resolves" unlearnability when it makes at least 10 % of a first study's unlearnable prompts
-# learnable beyond what retraining them with the first study's own settings does (the plain arm, which also
-# absorbs the regression to the mean of prompts selected for a low pass rate).
+# learnable beyond what plain retraining does (the plain arm: the claims study's GRPO settings, which are the
+# first study's when that is the claims study; it also absorbs the regression to the mean of prompts selected for
+# a low pass rate).
 RESOLVES = 0.1
 PLAIN = "plain"
 
@@ -54,7 +59,7 @@ def u1(data: ClaimData) -> list[Part]:
                        note=f"{cond}; unlearnable in every seed: {all_seeds:.0%} of hard{resolution(d)}")]
 
 
-def resolution(d) -> str:
+def resolution(d: pd.DataFrame) -> str:
     """What "learned" (pass@1 > τ at the end) means in samples at the measured K: with few samples one lucky
     correct sample already counts (K = 8, τ = 0.1: 1 of 8; the paper's K = 32: 4 of 32)."""
     if "k" not in d or "tau" not in d:
@@ -153,12 +158,14 @@ def _learned(path, tau: float) -> dict[str, float]:
 def u4(data: ClaimData) -> list[Part]:
     from harness.core.stats import paired_bootstrap
 
-    by_tech: dict[str, dict[int, str]] = {}
+    # technique -> (first study, seed) -> run: runs retrained from different first studies pair only with their own
+    by_tech: dict[str, dict[tuple[str, int], str]] = {}
     for r in data.table.to_dict("records"):
         run = data.sweep.run(r["run"])
         tech = run.get("retrain.technique")
         if tech and (run.path / "prompts.csv").exists():
-            by_tech.setdefault(str(tech), {})[int(r["seed"] or 0)] = r["run"]
+            seed = int(r["seed"]) if np.isfinite(float(r["seed"])) else 0
+            by_tech.setdefault(str(tech), {})[(str(run.get("retrain.from")), seed)] = r["run"]
     others = sorted(t for t in by_tech if t != PLAIN)
     if PLAIN not in by_tech or not others:
         return [Part("learned share: technique − plain retraining", null=RESOLVES, side="below", unit="prompts",
@@ -180,7 +187,7 @@ def u4(data: ClaimData) -> list[Part]:
             continue
         d = paired_bootstrap(a, b)
         parts.append(Part(name, d.estimate, d.lo, d.hi, len(prompts), RESOLVES, "below", unit="prompts", runs=runs,
-                          note=f"{len(seeds)} seeds; plain retraining learns {np.mean(b):.0%}, {tech} {np.mean(a):.0%}"))
+                          note=f"{len({s for _, s in seeds})} seeds; plain retraining learns {np.mean(b):.0%}, {tech} {np.mean(a):.0%}"))
     return parts
 
 

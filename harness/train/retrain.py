@@ -32,7 +32,7 @@ def source_runs(path: Path | str) -> list[Path]:
 def check(cfg: DictConfig, task_cfg: DictConfig | None = None) -> None:
     """``retrain.from`` holds RL runs with ``prompts.csv`` and, given the job's task config, some of the selected
     prompts are in that task's training split (launch time: reads no model; the task is generated once per
-    (source, task) in a launch)."""
+    (source, retrain settings, task) in a launch: once per arm of the U4 sweep)."""
     src = cfg.get("from")
     if src is None:
         return

@@ -19,18 +19,22 @@ SEEDS = (0, 1, 2)
 
 
 def run_with(sweep: Path, adapter: str, objective: str, seed: int, arm: str, acc: float, ood: float = 0.0,
-             reward: str | None = None, geo: dict | None = None, files: dict | None = None, r: int = 8):
-    """A done run of a claims arm (``+claims_arm=<arm>``), paid ``reward`` when given."""
+             reward: str | None = None, geo: dict | None = None, files: dict | None = None, r: int = 8,
+             steps: int | None = None, record: dict | None = None):
+    """A done run of a claims arm (``+claims_arm=<arm>``), paid ``reward`` when given, of ``steps`` steps when
+    given (an ``objective.steps`` override, as a sweep over it writes)."""
     out = {**(files or {})}
     if geo is not None:
         out["geometry_summary.json"] = {"whole_model": {"rel_update": 1e-3, **geo}}
     out["eval.json"] = {"tasks": {"id": {"split": "id", "accuracy": acc, "base_accuracy": 0.4, "delta": acc - 0.4},
                                   "ood_x": {"split": "ood", "accuracy": 0.5 + ood, "base_accuracy": 0.5,
                                             "delta": ood}}}
-    obj = {"steps": 2, "lr": None, **({"reward": reward} if reward else {})}
-    return write_run(sweep, [f"adapter={adapter}", f"objective={objective}", f"seed={seed}", f"+claims_arm={arm}"],
+    obj = {"steps": steps or 2, "lr": None, **({"reward": reward} if reward else {})}
+    extra = [f"objective.steps={steps}"] if steps else []
+    return write_run(sweep, [f"adapter={adapter}", f"objective={objective}", f"seed={seed}", f"+claims_arm={arm}",
+                             *extra],
                      cfg={"adapter": {"r": r, "lr": {"sft": 1e-5, "rlvr": 5e-6}}, "objective": obj,
-                          "model": {"dtype": "float32"}}, files=out)
+                          "model": {"dtype": "float32"}}, files=out, record=record)
 
 
 def test_list_prints_every_claim_with_its_source():
@@ -74,13 +78,18 @@ def test_sr1_spurious_rewards(tmp_path, gains, expected):
         assert "objective.reward=format" in why
 
 
-def test_sr1_a_constant_reward_that_moved_nothing_is_no_evidence(tmp_path):
+@pytest.mark.parametrize("analyzed", [True, False])
+def test_sr1_a_constant_reward_that_moved_nothing_is_no_evidence(tmp_path, analyzed):
     """The format reward on a base that always writes a readable answer pays every rollout 1: zero advantage,
-    ΔW = 0, gain exactly 0 -- inconclusive with the reason, not a contradiction (measured in the claims study)."""
+    ΔW = 0, gain exactly 0 -- inconclusive with the reason, not a contradiction (measured in the claims study),
+    whether or not the geometry analyzer ran (run.json's ‖ΔW‖ alone tells)."""
     for s in SEEDS:
-        run_with(tmp_path, "full", "rlvr", s, "full", 0.6, geo={})
-        run_with(tmp_path, "full", "rlvr", s, "full_random_reward", 0.7 + 0.01 * s, reward="random", geo={})
-        run_with(tmp_path, "full", "rlvr", s, "full_format_reward", 0.4, reward="format", geo={"rel_update": 0.0})
+        geo = {} if analyzed else None
+        run_with(tmp_path, "full", "rlvr", s, "full", 0.6, geo=geo, record={"delta_norm": 0.3})
+        run_with(tmp_path, "full", "rlvr", s, "full_random_reward", 0.7 + 0.01 * s, reward="random", geo=geo,
+                 record={"delta_norm": 0.3})
+        run_with(tmp_path, "full", "rlvr", s, "full_format_reward", 0.4, reward="format",
+                 geo={"rel_update": 0.0} if analyzed else None, record={"delta_norm": 0.0})
     v, why = verdict(tmp_path, "SR1")
     assert v == INCONCLUSIVE and "ΔW = 0 in 3 of 3 runs" in why and "no advantage" in why, why
 
@@ -165,11 +174,23 @@ def test_pr1_prolonged_rl_solves_what_the_base_never_does(tmp_path, counts, expe
         assert "passk.json" in why
 
 
+def test_pr1_reads_the_longest_runs_not_the_largest_condition(tmp_path):
+    # 4 seeds of 20 steps that solve nothing new (contradicted alone), 3 seeds of 120 steps that do (supported)
+    for s in (0, 1, 2, 3):
+        run_with(tmp_path, "full", "rlvr", s, "full", 0.6, steps=20,
+                 files={"passk.json": {"prompts": _prompts(2, s % 2)}})
+    for s in SEEDS:
+        run_with(tmp_path, "full", "rlvr", s, "full", 0.6, steps=120,
+                 files={"passk.json": {"prompts": _prompts(0, 3 + s % 2)}})
+    v, why = verdict(tmp_path, "PR1")
+    assert v == SUPPORTED, why
+
+
 # --- PE1, PE3 ----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("dora", "expected"), [(0.7, SUPPORTED), (0.5, CONTRADICTED), (None, INCONCLUSIVE)])
-def test_pe1_dora_at_least_full(tmp_path, dora, expected):
+def test_pe1_dora_beats_full(tmp_path, dora, expected):
     for s in SEEDS:
         run_with(tmp_path, "full", "rlvr", s, "full", 0.6 + 0.01 * s)
         if dora is not None:

@@ -90,8 +90,9 @@ def test_the_paid_reward_is_the_registered_one(reward, data, tmp_path):
     accuracy = sum(k for *_, k in rows) / sum(n for _, _, n, _ in rows)
     if reward == "negated":
         assert paid == pytest.approx(1 - accuracy)
-    else:  # a readable digit, right or wrong, is paid: at least every right answer
-        assert paid >= accuracy and paid > 0
+    else:  # a readable digit, right or wrong, is paid: every right answer and some wrong ones (~60 % are wrong
+        # here), so strictly more than the verifier would pay
+        assert paid > accuracy
 
 
 def test_rft_trains_only_on_samples_the_verifier_accepted(data, tmp_path):

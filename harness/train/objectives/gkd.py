@@ -14,6 +14,7 @@ samples (fully on-policy) and ``jsd_beta: 1`` makes the divergence the reverse K
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from datasets import Dataset
@@ -23,6 +24,11 @@ from harness.core import dist
 from harness.core.registry import BadValue
 from harness.train.objectives import register
 from harness.train.objectives.common import callbacks, trainer_args
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from harness.data.tasks import Task
 
 TEACHERS = ("a run dir saved with save_model=true, a checkpoint dir, model:<name> of conf/model, "
             "or a hub id org/name")
@@ -59,7 +65,7 @@ def teacher_config(spec: object) -> DictConfig:
     return cfg
 
 
-def load_teacher(spec: str, device: str):
+def load_teacher(spec: str, device: str) -> torch.nn.Module:
     """The teacher model in eval mode (its warm-up, if its config has one, built or read from the cache)."""
     from harness.data.models import load_model
     from harness.train.warmup import resolve_base
@@ -100,7 +106,7 @@ class PromptCompletionCollator:
                 "prompt_attention_mask": p_mask}
 
 
-def rows(task, tokenizer) -> list[dict]:
+def rows(task: Task, tokenizer: PreTrainedTokenizerBase) -> list[dict]:
     """The train split pre-tokenized: prompt ids, and the gold target + EOS (read only when ``lmbda`` < 1)."""
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     return [{"prompt_ids": tokenizer(e.prompt)["input_ids"],

@@ -15,17 +15,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.core import dist
 from harness.train.objectives import register
 from harness.train.objectives.sft import train as sft_train
+
+if TYPE_CHECKING:
+    from harness.data.tasks import Task
 
 
 class NothingAccepted(RuntimeError):
     """No sample of the starting model was correct: on-policy SFT has no data."""
 
 
-def accepted_rows(task, samples: dict[str, list[dict]]) -> tuple[list[dict], dict]:
+def accepted_rows(task: Task, samples: dict[str, list[dict]]) -> tuple[list[dict], dict]:
     """The prompt-completion rows of the verifier-accepted samples (each distinct text of a prompt once, in
     sampling order) and the counts for ``rft.json``."""
     by_id = {e.id: e for e in task.train}

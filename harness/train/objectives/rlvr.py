@@ -17,7 +17,9 @@ import contextlib
 import csv
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
@@ -26,6 +28,9 @@ from harness.core import dist
 from harness.data.rewards import REWARDS, Rollout, Settings
 from harness.train.objectives import register
 from harness.train.objectives.common import callbacks, trainer_args
+
+if TYPE_CHECKING:
+    from harness.data.tasks import Task
 
 # Correct rollouts kept per prompt: the gradient similarity differentiates up to passrate.grad_sim.max_rollouts
 # (default 4) of them; the first ones in training order, so the file stays small (prompts x 4 x completion length).
@@ -85,7 +90,8 @@ class Ledger:
                     fh.write(json.dumps({k: v for k, v in r.items() if k != "_order"}) + "\n")
 
 
-def make_reward(task, ledger: Ledger, reward: str = "verifier", settings: Settings | None = None):
+def make_reward(task: Task, ledger: Ledger, reward: str = "verifier", settings: Settings | None = None
+                ) -> Callable[..., list[float]]:
     """TRL's reward function: the verifier scores every rollout once (the ledger records its verdict), and the
     run is paid ``reward`` (:mod:`harness.data.rewards`; the verifier's own score by default). TRL logs the paid
     reward as ``rewards/<function name>/mean``: ``exact_answer`` for the verifier, the reward's name otherwise."""
