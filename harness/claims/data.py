@@ -60,7 +60,7 @@ def claim_table(sweep: Sweep) -> pd.DataFrame:
                "dtype": str(run.get("model.dtype") or "float32"), "r": _num(run.get("adapter.r")),
                "criterion": str(run.get("adapter.criterion") or "–"), "lr": _num(lr),
                "reward": str(run.get("objective.reward") or "verifier"),
-               "delta_norm": _num((run.json("run.json") or {}).get("delta_norm"))}  # ‖ΔW‖_F, every run has it
+               "delta_norm": _num((run.record or {}).get("delta_norm"))}  # ‖ΔW‖_F: every run.json has it
         pk = run.json("passk.json")
         if pk:
             row.update({"passk_k": len(pk.get("k") or []), "pass1_base": _num(pk.get("pass1_base")),

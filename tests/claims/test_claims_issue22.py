@@ -141,6 +141,19 @@ def test_od1_distillation_between_sft_and_rlvr(tmp_path, gkd, expected):
     assert v == expected, why
 
 
+@pytest.mark.parametrize(("lo", "hi", "expected"), [
+    (0.2, 0.8, SUPPORTED), (-0.3, 0.0, CONTRADICTED), (1.0, 1.4, CONTRADICTED), (-0.1, 0.5, INCONCLUSIVE),
+    (0.5, 1.0, INCONCLUSIVE)])
+def test_od1_rule_an_interval_touching_a_bound_is_outside(lo, hi, expected):
+    """As judge() treats the null: an interval that reaches 0 or 1 from outside lies outside (0, 1); one that
+    reaches it from inside is not inside (hand-made intervals, the same for both parts)."""
+    from harness.claims.base import Part
+    from harness.claims.distillation import between
+
+    parts = [Part(name, (lo + hi) / 2, lo, hi, 3, 0.0, "between") for name in ("sparsity", "angle")]
+    assert between(parts).verdict == expected
+
+
 # --- PR1 ---------------------------------------------------------------------------------------------------
 
 

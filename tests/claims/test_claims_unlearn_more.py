@@ -46,14 +46,15 @@ def test_u5_inconclusive_when_the_interval_crosses_the_margin(tmp_path):
 # --- U4 --------------------------------------------------------------------------------------------------
 
 
-def retrain_run(sweep, tech: str, seed: int, learned: list[int]):
-    """A done retrain run (``+retrain_arm=<tech>``) whose prompts.csv has prompts p0.. learned (pass@1 at end
-    0.5) or not (0.0)."""
+def retrain_run(sweep, tech: str, seed: int, learned: list[int], source: str | None = None):
+    """A done retrain run (``+retrain_arm=<tech>``, of first study ``source`` when given) whose prompts.csv has
+    prompts p0.. learned (pass@1 at end 0.5) or not (0.0)."""
     rows = [",".join(PROMPTS_COLUMNS)] + [
         f"p{i},train,d2,0.0,{0.5 if x else 0.0},8,8,1,0,1,1,{'learnable' if x else 'unlearnable'},0"
         for i, x in enumerate(learned)]
-    return write_run(sweep, ["adapter=full", "objective=rlvr", f"seed={seed}", f"+retrain_arm={tech}"],
-                     cfg={"retrain": {"technique": tech}, "passrate": {"tau": 0.1}},
+    extra = [f"retrain.from={source}"] if source else []
+    return write_run(sweep, ["adapter=full", "objective=rlvr", f"seed={seed}", f"+retrain_arm={tech}", *extra],
+                     cfg={"retrain": {"technique": tech, "from": source}, "passrate": {"tau": 0.1}},
                      files={"prompts.csv": "\n".join(rows) + "\n"})
 
 
@@ -84,3 +85,14 @@ def test_u4_inconclusive_when_one_technique_crosses_the_margin(tmp_path):
         retrain_run(tmp_path, "high_lr", s, [int(i < 2 * s) for i in range(N)])
     v, why = verdict(tmp_path, "U4")
     assert v == INCONCLUSIVE, why
+
+
+def test_u4_pairs_a_technique_with_plain_retraining_of_the_same_first_study(tmp_path):
+    # first study a: plain learns none, hot 15 of 20: hot − plain = 0.75 in every seed; first study b has plain
+    # runs only, which learn those 15 too: pairing hot with any of b's plain runs (same seeds) would lower it
+    for s in range(3):
+        retrain_run(tmp_path, "plain", s, [0] * N, source="/first/a")
+        retrain_run(tmp_path, "hot", s, [int(i < 15) for i in range(N)], source="/first/a")
+        retrain_run(tmp_path, "plain", s, [int(i < 15) for i in range(N)], source="/first/b")
+    v, why = verdict(tmp_path, "U4")
+    assert v == CONTRADICTED and "plain retraining 0.75 [" in why, why
